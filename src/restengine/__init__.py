@@ -1,0 +1,7 @@
+"""RestEngine: serve MongoEngine documents as a fast, safe REST API."""
+
+from restengine.app import create_app
+from restengine.config import ConfigError, Settings, load_settings
+
+__all__ = ["ConfigError", "Settings", "create_app", "load_settings"]
+__version__ = "0.1.0"

@@ -1,0 +1,133 @@
+"""The ``restengine`` command: serve, up, seed, indexes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import click
+
+from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings
+from restengine.processes import ProcessError
+
+
+def _settings(documents: str | None = None) -> Settings:
+    overrides = {"RESTENGINE_DOCUMENTS": documents} if documents else None
+    try:
+        return load_settings(overrides)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a database: ``MONGODB_URI``, else the embedded server for the duration."""
+    if settings.mongodb_uri:
+        yield settings
+        return
+    from restengine.dbserver import DatabaseServer
+
+    server = DatabaseServer(settings.data_dir.resolve(), settings.db_port)
+    try:
+        server.start()
+        yield dataclasses.replace(settings, mongodb_uri=server.uri)
+    except ProcessError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        server.stop()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="INFO", show_default=True, help="Log level of the command itself.")
+def main(log_level: str) -> None:
+    """RestEngine: serve MongoEngine documents as a REST API.
+
+    Settings come from the environment (RESTENGINE_*, MONGODB_URI, REDIS_URL); see the README.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+documents_option = click.option(
+    "--documents", metavar="MODULES", help=f"Comma-separated modules whose Documents are served [default: {DEMO_MODULE}]."
+)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, metavar="HOST:PORT")
+@documents_option
+def serve(bind: str, documents: str | None) -> None:
+    """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
+    from restengine.stack import gunicorn_config_path
+
+    settings = _settings(documents)
+    with _database(settings) as ready:
+        env = {**os.environ, "MONGODB_URI": ready.database_uri(), "RESTENGINE_DOCUMENTS": ",".join(ready.documents)}
+        argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", bind]
+        proc = subprocess.Popen(argv, env=env)
+        # gunicorn handles SIGINT/SIGTERM itself (graceful stop); wait for it, then stop the database.
+        previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+        try:
+            while True:
+                try:
+                    status = proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    continue
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(status)
+
+
+@main.command()
+@documents_option
+@click.option("--no-progress", is_flag=True, help="No progress bar while seeding.")
+def up(documents: str | None, no_progress: bool) -> None:
+    """Run the full local stack: database, Redis, two gunicorn instances, nginx on 127.0.0.1:8080."""
+    from restengine.stack import run_stack
+
+    sys.exit(run_stack(_settings(documents), progress=not no_progress))
+
+
+@main.command()
+@click.option("--books", type=int, default=None, help="Number of books [default: RESTENGINE_SEED_BOOKS].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def seed(books: int | None, no_progress: bool) -> None:
+    """Seed the demo bookstore (only when its collection is empty)."""
+    from restengine import db
+    from restengine.seed import seed_demo
+
+    settings = _settings()
+    with _database(settings) as ready:
+        db.register(ready, timeout_ms=120_000)
+        try:
+            written = seed_demo(books=books if books is not None else ready.seed_books, progress=not no_progress)
+        finally:
+            db.close_all()
+    click.echo(f"seeded {written} books" if written else "demo data already present: nothing seeded")
+
+
+@main.command()
+@documents_option
+def indexes(documents: str | None) -> None:
+    """Create every index the served Documents declare, and report what was created."""
+    from restengine import db
+    from restengine.documents import load_documents
+    from restengine.indexes import create_indexes, format_report
+
+    settings = _settings(documents)
+    try:
+        classes = load_documents(settings.documents)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    with _database(settings) as ready:
+        db.register(ready, timeout_ms=120_000)
+        try:
+            click.echo(format_report(create_indexes(classes)))
+        finally:
+            db.close_all()

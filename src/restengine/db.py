@@ -1,0 +1,128 @@
+"""One MongoDB client per process, made lazily after gunicorn forks.
+
+``init_app`` only *registers* MongoEngine's connection settings: no client is
+built and no byte goes to the database until the first request in a worker
+needs one. gunicorn's ``post_fork`` hook calls :func:`after_fork`, which drops
+any client a preloaded master may have built, so a worker never inherits a
+pool; ``worker_exit`` calls :func:`close_all`.
+
+Every request runs under one deadline (``pymongo.timeout``) equal to
+``RESTENGINE_DB_TIMEOUT_MS``: server selection, waiting for a pooled
+connection and the operations themselves all count against it, so a request
+never waits unbounded for the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import mongoengine
+import pymongo
+from mongoengine.connection import DEFAULT_CONNECTION_NAME
+
+from restengine.config import DEFAULT_DATABASE, Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
+
+EXTENSION = "restengine.db"
+
+# alias -> the keyword arguments given to mongoengine.register_connection,
+# kept so after_fork can register the same settings again.
+_registered: dict[str, dict[str, Any]] = {}
+_lock = threading.Lock()
+
+
+def client_options(settings: Settings, *, timeout_ms: int | None = None) -> dict[str, Any]:
+    """PyMongo client options for one worker: the pool sized from its threads, and deadlines.
+
+    ``timeout_ms`` overrides the per-operation deadline (the CLI's bulk work
+    wants a longer one than a request).
+    """
+    timeout = settings.db_timeout_ms if timeout_ms is None else timeout_ms
+    return {
+        "maxPoolSize": settings.max_pool_size,
+        "minPoolSize": settings.pool_min,
+        "maxIdleTimeMS": settings.pool_max_idle_ms,
+        "appname": settings.appname,
+        "timeoutMS": timeout,
+        "serverSelectionTimeoutMS": timeout,
+        "connectTimeoutMS": min(timeout, 5000),
+        "uuidRepresentation": "standard",
+    }
+
+
+def _database_name(uri: str) -> str | None:
+    path = urlsplit(uri).path.strip("/")
+    return path or None
+
+
+def register(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_ms: int | None = None) -> None:
+    """Register (not open) MongoEngine's connection ``alias`` for these settings.
+
+    Replaces an earlier registration of the same alias, closing its client.
+    """
+    uri = settings.database_uri()
+    kwargs: dict[str, Any] = {"host": uri, **client_options(settings, timeout_ms=timeout_ms)}
+    if _database_name(uri) is None:
+        kwargs["db"] = DEFAULT_DATABASE
+    with _lock:
+        mongoengine.disconnect(alias)
+        mongoengine.register_connection(alias, **kwargs)
+        _registered[alias] = kwargs
+
+
+def after_fork() -> None:
+    """In a freshly forked worker: forget clients built before the fork, keep the settings."""
+    with _lock:
+        for alias, kwargs in _registered.items():
+            # PyMongo's own at-fork handler has already reset the inherited
+            # client's pools; closing it here uses none of the parent's sockets.
+            mongoengine.disconnect(alias)
+            mongoengine.register_connection(alias, **kwargs)
+
+
+def close_all() -> None:
+    """Close every client this process opened (gunicorn ``worker_exit``, CLI exit)."""
+    with _lock:
+        for alias in list(_registered):
+            mongoengine.disconnect(alias)
+        _registered.clear()
+
+
+def get_database(alias: str = DEFAULT_CONNECTION_NAME) -> Any:
+    """The PyMongo ``Database`` of ``alias``, building its client on first use."""
+    return mongoengine.get_db(alias)
+
+
+def disable_auto_index(documents: Iterable[type[mongoengine.Document]]) -> None:
+    """Keep index builds off the request path for these (unchanged) Document classes.
+
+    MongoEngine otherwise runs ``ensure_indexes`` on the first use of each
+    collection in every process; ``restengine indexes`` does it once at deploy.
+    """
+    for doc_cls in documents:
+        doc_cls._meta["auto_create_index"] = False
+
+
+class _Deadline:
+    """WSGI middleware: all database work of one request shares one deadline."""
+
+    def __init__(self, wsgi_app: WSGIApplication, seconds: float) -> None:
+        self.wsgi_app = wsgi_app
+        self.seconds = seconds
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with pymongo.timeout(self.seconds):
+            return self.wsgi_app(environ, start_response)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Register the connection for ``app`` and bound each request's database time."""
+    register(settings)
+    app.extensions[EXTENSION] = settings
+    app.wsgi_app = _Deadline(app.wsgi_app, settings.db_timeout_ms / 1000)  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""Demo Document modules served when ``RESTENGINE_DOCUMENTS`` is not set."""

@@ -1,0 +1,36 @@
+"""Request ids: taken from ``X-Request-ID`` (nginx sets one) or made here, echoed back.
+
+The id is on ``flask.g.request_id`` for logs and is sent in the response,
+where gunicorn's access log picks it up.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING
+
+from flask import Response, g, request
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+HEADER = "X-Request-ID"
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _assign() -> None:
+    incoming = request.headers.get(HEADER, "")
+    g.request_id = incoming if _VALID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def _echo(response: Response) -> Response:
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers[HEADER] = request_id
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_assign)
+    app.after_request(_echo)

@@ -1,0 +1,36 @@
+"""Fixtures shared by every test layer.
+
+The database server is the real one RestEngine runs by default (``mongod`` if
+on PATH, else SecantusDB), started once per test session as its own process
+on a free loopback port, with its data in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from restengine.dbserver import DatabaseServer
+from restengine.processes import free_port
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    server = DatabaseServer(tmp_path_factory.mktemp("dbserver"), free_port(), test_commands=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongodb_uri(database_server: DatabaseServer) -> str:
+    """A URI naming a fresh, empty database on the shared server."""
+    return f"mongodb://127.0.0.1:{database_server.port}/t_{uuid.uuid4().hex[:12]}?directConnection=true"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

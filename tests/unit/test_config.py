@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from restengine.config import DEMO_MODULE, ConfigError, load_settings, setting_specs
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings(environ={})
+    assert settings.mongodb_uri is None
+    assert settings.redis_url is None
+    assert settings.documents == (DEMO_MODULE,)
+    assert settings.threads == 8 and settings.max_pool_size == 10
+    assert settings.db_timeout_ms <= 2000, "the default 503 budget is at most 2 s"
+    assert settings.data_dir == Path("var")
+
+
+def test_environment_then_overrides_win() -> None:
+    environ = {"RESTENGINE_THREADS": "4", "MONGODB_URI": "mongodb://db.example:27017/shop", "REDIS_URL": "redis://r:6379/1"}
+    settings = load_settings({"RESTENGINE_THREADS": 16}, environ=environ)
+    assert settings.threads == 16
+    assert settings.mongodb_uri == "mongodb://db.example:27017/shop"
+    assert settings.redis_url == "redis://r:6379/1"
+
+
+def test_documents_are_a_comma_separated_list() -> None:
+    settings = load_settings(environ={"RESTENGINE_DOCUMENTS": " app.models , legacy.docs ,"})
+    assert settings.documents == ("app.models", "legacy.docs")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("RESTENGINE_THREADS", "many"),
+        ("RESTENGINE_THREADS", "0"),
+        ("RESTENGINE_DB_TIMEOUT_MS", "-5"),
+        ("RESTENGINE_HTTP_PORT", "70000"),
+        ("RESTENGINE_INSTANCE_PORTS", ""),
+        ("MONGODB_URI", "postgres://x"),
+        ("MONGODB_URI", "mongodb://host:notaport/db"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("RESTENGINE_POOL_MAX", "2"),
+    ],
+)
+def test_invalid_setting_is_refused_with_a_one_line_reason_naming_it(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={key: value})
+    message = str(info.value)
+    assert message.startswith(key)
+    assert "\n" not in message
+
+
+def test_pool_is_never_smaller_than_the_threads() -> None:
+    assert load_settings(environ={"RESTENGINE_THREADS": "32"}).max_pool_size >= 32
+    assert load_settings(environ={"RESTENGINE_THREADS": "4", "RESTENGINE_POOL_MAX": "4"}).max_pool_size == 4
+
+
+def test_flask_mongoengine_settings_dict() -> None:
+    config = {"MONGODB_SETTINGS": {"db": "legacy", "host": "mongo.internal", "port": 27018, "username": "u", "password": "p@ss"}}
+    assert load_settings(config, environ={}).mongodb_uri == "mongodb://u:p%40ss@mongo.internal:27018/legacy"
+
+
+def test_flask_mongoengine_settings_list_uses_the_default_alias() -> None:
+    config = {"MONGODB_SETTINGS": [{"alias": "other", "host": "x"}, {"host": "mongodb://h1,h2/?replicaSet=rs", "db": "app"}]}
+    assert load_settings(config, environ={}).mongodb_uri == "mongodb://h1,h2/app?replicaSet=rs"
+
+
+def test_flask_mongoengine_flat_keys() -> None:
+    config = {"MONGODB_HOST": "db1", "MONGODB_PORT": "27019", "MONGODB_DB": "shop"}
+    assert load_settings(flask_config=config, environ={}).mongodb_uri == "mongodb://db1:27019/shop"
+
+
+def test_environment_uri_wins_over_a_legacy_flask_config() -> None:
+    settings = load_settings(flask_config={"MONGODB_DB": "old"}, environ={"MONGODB_URI": "mongodb://new/db"})
+    assert settings.mongodb_uri == "mongodb://new/db"
+
+
+def test_every_setting_is_documented_in_the_readme(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text()
+    missing = [spec.key for spec in setting_specs() if f"`{spec.key}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pymongo
+
+from restengine import db
+from restengine.config import load_settings
+
+
+def test_pool_is_sized_from_the_threads_with_deadlines() -> None:
+    settings = load_settings({"RESTENGINE_THREADS": 12, "RESTENGINE_DB_TIMEOUT_MS": 900}, environ={})
+    options = db.client_options(settings)
+    assert options["maxPoolSize"] >= 12
+    assert options["minPoolSize"] == 1
+    assert options["maxIdleTimeMS"] == 60_000
+    assert options["appname"] == "restengine"
+    assert options["timeoutMS"] == 900
+    assert options["serverSelectionTimeoutMS"] <= 900
+
+
+def test_registered_client_carries_the_options_without_connecting() -> None:
+    settings = load_settings({"RESTENGINE_THREADS": 5, "MONGODB_URI": "mongodb://127.0.0.1:1/shop"}, environ={})
+    db.register(settings)
+    try:
+        client = db.get_database().client
+        assert db.get_database().name == "shop"
+        assert client.options.pool_options.max_pool_size == 7
+        assert client.options.pool_options.max_idle_time_seconds == 60
+        assert client.options.timeout == 1.5
+        assert client.topology_description.topology_type_name == "Unknown", "nothing contacted yet"
+    finally:
+        db.close_all()
+
+
+def test_after_fork_drops_the_client_but_keeps_the_settings() -> None:
+    db.register(load_settings({"MONGODB_URI": "mongodb://127.0.0.1:1/shop"}, environ={}))
+    try:
+        before = db.get_database().client
+        db.after_fork()
+        after = db.get_database().client
+        assert after is not before
+        assert after.options.pool_options.max_pool_size == before.options.pool_options.max_pool_size
+    finally:
+        db.close_all()
+
+
+def test_deadline_middleware_bounds_the_request() -> None:
+    seen: list[float | None] = []
+
+    def wsgi(environ: object, start_response: object) -> list[bytes]:
+        seen.append(pymongo.timeout.__module__ and __import__("pymongo")._csot.get_timeout())
+        return []
+
+    db._Deadline(wsgi, 0.25)({}, lambda *a: None)  # type: ignore[arg-type]
+    assert seen == [0.25]
