@@ -8,6 +8,8 @@ through the real factory, under the Flask test client or gunicorn
 
 from __future__ import annotations
 
+import os
+
 from flask import Blueprint, Flask, Response
 
 from restengine import create_app, db
@@ -25,6 +27,10 @@ def read_one() -> Response:
 def make_app(config: dict[str, object] | None = None) -> Flask:
     app = create_app(config)
     app.register_blueprint(probe)
+    if os.environ.get("PROBE_QUERY_AT_IMPORT"):
+        # Like many legacy apps: touch the database while the app is built,
+        # i.e. in gunicorn's master when the app is preloaded.
+        db.get_database().command("ping")
     return app
 
 

@@ -10,9 +10,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from restengine import db, errors, health, redisconn, requestid
 from restengine.config import load_settings
+from restengine.documents import load_documents
 from restengine.jsonresp import json_response
 
 SETTINGS = "restengine.settings"
+DOCUMENTS = "restengine.documents"
 
 index_bp = Blueprint("index", __name__)
 
@@ -37,7 +39,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Settings come from the defaults, then the environment, then ``config``
     (same keys as the environment; flask-mongoengine's ``MONGODB_SETTINGS``
     and ``MONGODB_HOST``-style keys are accepted too). Raises
-    :class:`restengine.config.ConfigError` on an invalid setting. Does no
+    :class:`restengine.config.ConfigError` on an invalid setting or a
+    ``RESTENGINE_DOCUMENTS`` module that cannot be imported. Does no
     database or Redis I/O: connections open on first use, after any fork.
     """
     settings = load_settings(config)
@@ -48,6 +51,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     requestid.init_app(app)
     db.init_app(app, settings)
+    documents = load_documents(settings.documents)
+    db.disable_auto_index(documents)
+    app.extensions[DOCUMENTS] = documents
     redisconn.init_app(app, settings)
     app.register_blueprint(index_bp)
     app.register_blueprint(health.bp)

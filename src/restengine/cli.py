@@ -89,9 +89,15 @@ def serve(bind: str, documents: str | None) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar while seeding.")
 def up(documents: str | None, no_progress: bool) -> None:
     """Run the full local stack: database, Redis, two gunicorn instances, nginx on 127.0.0.1:8080."""
+    from restengine.documents import load_documents
     from restengine.stack import run_stack
 
-    sys.exit(run_stack(_settings(documents), progress=not no_progress))
+    settings = _settings(documents)
+    try:
+        load_documents(settings.documents)  # fail before starting anything
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    sys.exit(run_stack(settings, progress=not no_progress))
 
 
 @main.command()
@@ -131,3 +137,7 @@ def indexes(documents: str | None) -> None:
             click.echo(format_report(create_indexes(classes)))
         finally:
             db.close_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""One gunicorn instance with the project's gunicorn.conf.py, on the real database server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from restengine.dbserver import DatabaseServer
+from restengine.processes import free_port
+from tests.e2e.helpers import get, get_json, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app") -> Iterator[tuple[int, Path]]:
+    port = free_port()
+    log = tmp_path / f"gunicorn-{port}.log"
+    full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", app],
+            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: proc.poll() is not None or get(port, "/healthz", timeout=1)[0] == 200, 60, "gunicorn")
+        assert proc.poll() is None, log.read_text()
+        yield port, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _probe_many(port: int, n: int = 40) -> None:
+    for _ in range(n):
+        status, body = get_json(port, "/probe")
+        assert status == 200, body
+
+
+FORK_WARNING = "opened before fork"
+
+
+def test_gthread_default_serves_the_database(tmp_path: Path, mongodb_uri: str) -> None:
+    with gunicorn(tmp_path, {"MONGODB_URI": mongodb_uri}) as (port, log):
+        _probe_many(port)
+        status, headers, _ = get(port, "/healthz", headers={"X-Request-ID": "rid-777"})
+    text = log.read_text()
+    assert "Using worker: gthread" in text
+    line = next(l for l in text.splitlines() if "rid-777" in l)
+    assert "GET /healthz" in line and "ms pid=" in line, "access log has request time and request id"
+    assert FORK_WARNING not in text
+
+
+def test_preloaded_app_that_used_the_database_gives_workers_fresh_clients(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_PRELOAD": "1", "PROBE_QUERY_AT_IMPORT": "1", "PYTHONWARNINGS": "always"}
+    with gunicorn(tmp_path, env) as (port, log):
+        _probe_many(port)
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert FORK_WARNING not in text
+
+
+def test_gevent_worker_is_patched_before_pymongo(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_WORKER_CLASS": "gevent", "PYTHONWARNINGS": "always"}
+    with gunicorn(tmp_path, env) as (port, log):
+        _probe_many(port)
+    text = log.read_text()
+    assert "Using worker: gevent" in text
+    assert "MonkeyPatchWarning" not in text
+    assert FORK_WARNING not in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("RESTENGINE_DB_TIMEOUT_MS", "soon"), ("MONGODB_URI", "mysql://x"), ("RESTENGINE_WORKER_CLASS", "eventlet")],
+)
+def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{free_port()}"],
+        cwd=ROOT, env={**os.environ, key: value}, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert key in output
+    assert "Traceback" not in output
+    assert "Booting worker" not in output
+
+
+def test_restengine_serve_refuses_invalid_configuration() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "restengine.cli", "serve"], env={**os.environ, "RESTENGINE_THREADS": "lots"},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["Error: invalid configuration: RESTENGINE_THREADS: expected an integer, got 'lots'"]
+
+
+def test_database_fault_through_gunicorn_is_503_then_recovers(tmp_path: Path) -> None:
+    server = DatabaseServer(tmp_path / "db", free_port())
+    server.start()
+    assert server.process and server.process.proc
+    pid = server.process.proc.pid
+    try:
+        with gunicorn(tmp_path, {"MONGODB_URI": server.uri, "RESTENGINE_DB_TIMEOUT_MS": "700"}) as (port, _):
+            _probe_many(port, 5)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for _ in range(3):
+                    started = time.monotonic()
+                    status, headers, _ = get(port, "/probe")
+                    elapsed = time.monotonic() - started
+                    assert status == 503 and headers["content-type"] == "application/problem+json"
+                    assert headers["retry-after"] == "2"
+                    assert elapsed < 2.0, f"503 after {elapsed:.2f}s: must come within the budget"
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            wait_for(lambda: get(port, "/probe")[0] == 200, 20, "recovery without restart")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        server.stop()

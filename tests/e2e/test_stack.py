@@ -1,0 +1,179 @@
+"""``restengine up`` end to end: nginx -> two gunicorn instances -> Flask -> the database over TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from restengine.processes import free_port, port_open
+from tests.e2e.helpers import get, get_json, pid_alive, wait_for, worker_pids
+
+
+@dataclass
+class UpStack:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    ports: dict[str, int]
+    output: Path
+
+    @property
+    def http(self) -> int:
+        return self.ports["http"]
+
+    def pids(self) -> dict[str, int]:
+        return json.loads((self.data_dir / "run" / "pids.json").read_text())
+
+    def all_ports(self) -> list[int]:
+        return [self.ports["db"], self.ports["redis"], self.ports["http"], *self.ports["instances"]]  # type: ignore[list-item]
+
+
+def start_up(tmp_path: Path) -> UpStack:
+    ports = {"db": free_port(), "redis": free_port(), "http": free_port(), "instances": [free_port(), free_port()]}
+    env = {
+        **os.environ,
+        "RESTENGINE_DATA_DIR": str(tmp_path / "var"),
+        "RESTENGINE_DB_PORT": str(ports["db"]),
+        "RESTENGINE_REDIS_PORT": str(ports["redis"]),
+        "RESTENGINE_HTTP_PORT": str(ports["http"]),
+        "RESTENGINE_INSTANCE_PORTS": ",".join(map(str, ports["instances"])),  # type: ignore[call-overload]
+        "RESTENGINE_WORKERS": "2",
+    }
+    for key in ("MONGODB_URI", "REDIS_URL"):
+        env.pop(key, None)
+    output = tmp_path / "up.log"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "restengine.cli", "up", "--no-progress"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    stack = UpStack(proc, tmp_path / "var", ports, output)  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: b"RestEngine is up" in output.read_bytes() or proc.poll() is not None, 180, "up to start")
+        assert proc.poll() is None, output.read_text()
+    except BaseException:
+        stop_up(stack)
+        raise
+    return stack
+
+
+def stop_up(stack: UpStack) -> None:
+    if stack.proc.poll() is None:
+        stack.proc.send_signal(signal.SIGINT)
+        try:
+            stack.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            stack.proc.kill()
+            stack.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    stack = start_up(tmp_path_factory.mktemp("up"))
+    yield stack
+    stop_up(stack)
+
+
+def test_ready_through_nginx(stack: UpStack) -> None:
+    status, body = get_json(stack.http, "/readyz")
+    assert status == 200, body
+    assert body["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_demo_data_is_seeded_on_first_run(stack: UpStack) -> None:
+    with MongoClient(f"mongodb://127.0.0.1:{stack.ports['db']}/?directConnection=true") as client:
+        database = client["restengine"]
+        assert database.books.estimated_document_count() >= 10_000
+        assert database.author.estimated_document_count() > 0
+        assert {"isbn_1", "author_1"} <= set(database.books.index_information())
+
+
+def test_proxy_headers_reach_the_app(stack: UpStack) -> None:
+    status, headers, body = get(stack.http, "/", headers={"X-Request-ID": "trace-42"})
+    assert status == 200
+    assert headers["x-request-id"] == "trace-42"
+    links = json.loads(body)["links"]
+    assert links["health"] == f"http://127.0.0.1:{stack.http}/healthz", "Host/X-Forwarded-* honoured via ProxyFix"
+    generated = get(stack.http, "/healthz")[1]["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated), "nginx generates an id when the client sends none"
+
+
+def test_requests_reach_both_instances_and_several_workers(stack: UpStack) -> None:
+    errors = []
+
+    def hammer() -> None:
+        for _ in range(60):
+            status = get(stack.http, "/healthz")[0]
+            if status != 200:
+                errors.append(status)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    access = (stack.data_dir / "log" / "nginx-access.log").read_text()
+    for port in stack.ports["instances"]:  # type: ignore[union-attr]
+        assert f"127.0.0.1:{port}" in access, f"no request reached the instance on port {port}"
+    pids = set()
+    for name in ("restengine-1", "restengine-2"):
+        served = worker_pids(stack.data_dir / "log" / f"{name}.log")
+        assert served, f"{name} served nothing"
+        pids |= served
+    assert len(pids) >= 3, f"only workers {pids} served 480 concurrent requests"
+
+
+def test_kill_9_of_an_instance_loses_no_get(stack: UpStack) -> None:
+    victim = stack.pids()["restengine-1"]
+    results: list[int] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set() and len(results) < 2000:
+            results.append(get(stack.http, "/healthz")[0])
+
+    streams = [threading.Thread(target=stream) for _ in range(4)]
+    for thread in streams:
+        thread.start()
+    time.sleep(1.0)
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(3.0)
+    stop.set()
+    for thread in streams:
+        thread.join(30)
+    assert len(results) > 50
+    failures = [status for status in results if status != 200]
+    assert not failures, f"{len(failures)} of {len(results)} GETs failed: {sorted(set(failures))}"
+    # The supervisor restarts the dead instance.
+    wait_for(lambda: stack.pids()["restengine-1"] != victim, 30, "restengine-1 to be restarted")
+    wait_for(lambda: port_open("127.0.0.1", stack.ports["instances"][0]), 30, "restengine-1 to listen again")  # type: ignore[index]
+
+
+def test_sigint_leaves_no_process_behind(tmp_path: Path) -> None:
+    stack = start_up(tmp_path)
+    pids = set(stack.pids().values())
+    for name in ("restengine-1", "restengine-2"):
+        get(stack.http, "/healthz")
+        pids |= worker_pids(stack.data_dir / "log" / f"{name}.log")
+    nginx_pids = {int(p) for p in re.findall(r"\d+", subprocess.run(
+        ["pgrep", "-f", str(stack.data_dir)], capture_output=True, text=True).stdout)}
+    pids |= nginx_pids
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(90) == 0
+    assert "RestEngine stopped." in stack.output.read_text()
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert [port for port in stack.all_ports() if port_open("127.0.0.1", port)] == []
+    leftover = subprocess.run(["pgrep", "-f", str(stack.data_dir)], capture_output=True, text=True).stdout.split()
+    assert leftover == []

@@ -1,0 +1,59 @@
+"""The ``restengine`` commands against the real database server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from pymongo import MongoClient
+
+from restengine import create_app, db
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "restengine.cli", *args], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_indexes_creates_declared_indexes_and_reports_them(mongodb_uri: str) -> None:
+    first = run_cli("indexes", MONGODB_URI=mongodb_uri)
+    assert first.returncode == 0, first.stderr
+    assert "books: created" in first.stdout and "isbn_1" in first.stdout
+    with MongoClient(mongodb_uri) as client:
+        assert {"isbn_1", "author_1", "tags_1"} <= set(client.get_default_database().books.index_information())
+    second = run_cli("indexes", MONGODB_URI=mongodb_uri)
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stdout
+
+
+def test_indexes_rejects_an_unimportable_documents_module(mongodb_uri: str) -> None:
+    result = run_cli("indexes", "--documents", "no.such.module", MONGODB_URI=mongodb_uri)
+    assert result.returncode != 0
+    assert "RESTENGINE_DOCUMENTS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_seed_writes_the_demo_once(mongodb_uri: str) -> None:
+    first = run_cli("seed", "--books", "300", "--no-progress", MONGODB_URI=mongodb_uri)
+    assert first.returncode == 0, first.stderr
+    assert "seeded 300 books" in first.stdout
+    again = run_cli("seed", "--books", "300", "--no-progress", MONGODB_URI=mongodb_uri)
+    assert "nothing seeded" in again.stdout
+    with MongoClient(mongodb_uri) as client:
+        assert client.get_default_database().books.count_documents({}) == 300
+
+
+def test_requests_never_build_indexes(mongodb_uri: str) -> None:
+    from restengine.demo.bookstore import Book
+
+    app = create_app({"MONGODB_URI": mongodb_uri})
+    try:
+        with app.test_request_context():
+            assert Book.objects.first() is None
+            Book._get_collection()
+        with MongoClient(mongodb_uri) as client:
+            assert list(client.get_default_database().books.index_information()) in ([], ["_id_"])
+    finally:
+        db.close_all()

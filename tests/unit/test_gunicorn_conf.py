@@ -1,0 +1,71 @@
+"""The process model in gunicorn.conf.py, loaded in a fresh interpreter per case."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+
+PROBE = """
+import json, os, runpy, sys
+ns = runpy.run_path(sys.argv[1])
+out = {k: ns[k] for k in ("worker_class", "workers", "threads", "worker_connections", "keepalive", "timeout",
+       "graceful_timeout", "max_requests", "max_requests_jitter", "worker_tmp_dir", "preload_app",
+       "accesslog", "errorlog", "access_log_format", "control_socket_disable", "wsgi_app")}
+out["pool_threads"] = os.environ["RESTENGINE_THREADS"]
+out["hooks"] = sorted(k for k in ("on_starting", "post_fork", "worker_exit") if callable(ns.get(k)))
+out["pymongo_imported"] = "pymongo" in sys.modules
+try:
+    from gevent import monkey
+    out["socket_patched"] = monkey.is_module_patched("socket")
+except ImportError:
+    out["socket_patched"] = None
+print(json.dumps(out))
+"""
+
+
+def load(**env: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESTENGINE_") and k != "WEB_CONCURRENCY"}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(CONF)], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_defaults_are_gthread_sized_from_the_cpus() -> None:
+    conf = load()
+    cpus = len(os.sched_getaffinity(0))
+    assert conf["worker_class"] == "gthread"
+    assert conf["workers"] == max(2, cpus)
+    assert conf["threads"] == 8
+    assert conf["pool_threads"] == "8", "the app sizes its pool from the threads"
+    assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
+    assert conf["graceful_timeout"] > 0
+    assert conf["worker_tmp_dir"] == ("/dev/shm" if os.path.isdir("/dev/shm") else None)
+    assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
+    assert "%(M)s" in conf["access_log_format"] and "x-request-id" in conf["access_log_format"]
+    assert conf["hooks"] == ["on_starting", "post_fork", "worker_exit"]
+    assert conf["preload_app"] is False
+    assert conf["control_socket_disable"] is True, "two instances on one host must not share a control socket"
+    assert conf["wsgi_app"] == "restengine.wsgi:app"
+    assert conf["pymongo_imported"] is False, "the config imports no driver before the worker class is settled"
+
+
+def test_environment_overrides_the_process_model() -> None:
+    conf = load(RESTENGINE_WORKERS="5", RESTENGINE_THREADS="3")
+    assert (conf["workers"], conf["threads"], conf["pool_threads"]) == (5, 3, "3")
+    assert load(WEB_CONCURRENCY="7")["workers"] == 7
+
+
+def test_gevent_is_one_variable_and_patches_first() -> None:
+    conf = load(RESTENGINE_WORKER_CLASS="gevent", RESTENGINE_WORKER_CONNECTIONS="50")
+    assert conf["worker_class"] == "gevent"
+    assert conf["socket_patched"] is True
+    assert conf["pool_threads"] == "50", "the pool is sized from the greenlets a worker runs"
+    assert load()["socket_patched"] is False
