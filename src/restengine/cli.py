@@ -54,7 +54,9 @@ def main(log_level: str) -> None:
 
 
 documents_option = click.option(
-    "--documents", metavar="MODULES", help=f"Comma-separated modules whose Documents are served [default: {DEMO_MODULE}]."
+    "--documents",
+    metavar="MODULES",
+    help=f"Comma-separated modules whose Documents are served [default: {DEMO_MODULE}].",
 )
 
 

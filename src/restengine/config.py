@@ -55,10 +55,7 @@ def _optional_str(name: str, raw: Any) -> str | None:
 
 
 def _list(name: str, raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, (list, tuple)):
-        items = [str(item).strip() for item in raw]
-    else:
-        items = _str(name, raw).split(",")
+    items = [str(item).strip() for item in raw] if isinstance(raw, (list, tuple)) else _str(name, raw).split(",")
     return tuple(item for item in (i.strip() for i in items) if item)
 
 
@@ -120,23 +117,33 @@ class Settings:
     """Every RestEngine setting. Build it with :func:`load_settings`."""
 
     mongodb_uri: str | None = _spec(
-        "MONGODB_URI", _mongodb_uri, None,
+        "MONGODB_URI",
+        _mongodb_uri,
+        None,
         "MongoDB connection string. Unset: `serve`/`up` start the embedded database server.",
     )
     redis_url: str | None = _spec(
-        "REDIS_URL", _redis_url, None,
+        "REDIS_URL",
+        _redis_url,
+        None,
         "Redis URL for the shared cache. Unset: per-process cache only (a warning is logged).",
     )
     documents: tuple[str, ...] = _spec(
-        "RESTENGINE_DOCUMENTS", _list, (DEMO_MODULE,),
+        "RESTENGINE_DOCUMENTS",
+        _list,
+        (DEMO_MODULE,),
         "Comma-separated module paths whose Document classes are served.",
     )
     threads: int = _spec(
-        "RESTENGINE_THREADS", lambda n, v: _int(n, v, 1), 8,
+        "RESTENGINE_THREADS",
+        lambda n, v: _int(n, v, 1),
+        8,
         "Concurrent requests per worker (gthread threads or gevent connections); sizes the pool.",
     )
     pool_max: int | None = _spec(
-        "RESTENGINE_POOL_MAX", lambda n, v: None if v in (None, "") else _int(n, v, 1), None,
+        "RESTENGINE_POOL_MAX",
+        lambda n, v: None if v in (None, "") else _int(n, v, 1),
+        None,
         "PyMongo maxPoolSize per worker. Default: threads + 2; must be >= threads.",
     )
     pool_min: int = _spec("RESTENGINE_POOL_MIN", _int, 1, "PyMongo minPoolSize per worker.")
@@ -144,35 +151,51 @@ class Settings:
         "RESTENGINE_POOL_MAX_IDLE_MS", _int, 60_000, "PyMongo maxIdleTimeMS: idle pooled sockets are closed after this."
     )
     db_timeout_ms: int = _spec(
-        "RESTENGINE_DB_TIMEOUT_MS", lambda n, v: _int(n, v, 50), 1500,
+        "RESTENGINE_DB_TIMEOUT_MS",
+        lambda n, v: _int(n, v, 50),
+        1500,
         "Deadline for all database work of one request (PyMongo timeoutMS); past it the answer is 503.",
     )
     retry_after: int = _spec(
-        "RESTENGINE_RETRY_AFTER", lambda n, v: _int(n, v, 1), 2,
+        "RESTENGINE_RETRY_AFTER",
+        lambda n, v: _int(n, v, 1),
+        2,
         "Seconds sent in Retry-After with a 503.",
     )
     ready_timeout_ms: int = _spec(
-        "RESTENGINE_READY_TIMEOUT_MS", lambda n, v: _int(n, v, 10), 500,
+        "RESTENGINE_READY_TIMEOUT_MS",
+        lambda n, v: _int(n, v, 10),
+        500,
         "Budget for each /readyz check (database ping, Redis ping).",
     )
     redis_timeout_ms: int = _spec(
-        "RESTENGINE_REDIS_TIMEOUT_MS", lambda n, v: _int(n, v, 1), 100,
+        "RESTENGINE_REDIS_TIMEOUT_MS",
+        lambda n, v: _int(n, v, 1),
+        100,
         "Redis connect and socket timeout.",
     )
-    appname: str = _spec("RESTENGINE_APPNAME", _str, "restengine", "appname sent to MongoDB (shows in its logs and currentOp).")
+    appname: str = _spec(
+        "RESTENGINE_APPNAME", _str, "restengine", "appname sent to MongoDB (shows in its logs and currentOp)."
+    )
     proxy_count: int = _spec(
-        "RESTENGINE_PROXY_COUNT", _int, 0,
-        "Number of trusted proxies in front of gunicorn (1 behind the bundled nginx); 0 trusts no X-Forwarded-* header.",
+        "RESTENGINE_PROXY_COUNT",
+        _int,
+        0,
+        "Trusted proxies in front of gunicorn (1 behind the bundled nginx); 0 trusts no X-Forwarded-* header.",
     )
     data_dir: Path = _spec(
-        "RESTENGINE_DATA_DIR", lambda n, v: Path(_str(n, v)).expanduser(), Path("var"),
+        "RESTENGINE_DATA_DIR",
+        lambda n, v: Path(_str(n, v)).expanduser(),
+        Path("var"),
         "Where the embedded database keeps its data, and where `up` writes logs and run files.",
     )
     db_port: int = _spec("RESTENGINE_DB_PORT", _port, 27017, "Port of the embedded database server.")
     redis_port: int = _spec("RESTENGINE_REDIS_PORT", _port, 6379, "Port of the redis-server that `up` starts.")
     http_port: int = _spec("RESTENGINE_HTTP_PORT", _port, 8080, "Port nginx listens on (127.0.0.1) under `up`.")
     instance_ports: tuple[int, ...] = _spec(
-        "RESTENGINE_INSTANCE_PORTS", _ports, (8001, 8002),
+        "RESTENGINE_INSTANCE_PORTS",
+        _ports,
+        (8001, 8002),
         "Ports of the gunicorn instances `up` starts behind nginx; one instance a port.",
     )
     seed_books: int = _spec("RESTENGINE_SEED_BOOKS", _int, 10_000, "Books the demo seed writes on first run.")
@@ -207,7 +230,7 @@ def _legacy_mongodb_uri(config: Mapping[str, Any]) -> str | None:
     if settings is not None and not isinstance(settings, Mapping):
         raise ConfigError(f"MONGODB_SETTINGS: expected a dict or a list of dicts, got {settings!r}")
     merged: dict[str, Any] = {
-        key[len("MONGODB_"):].lower(): config[key]
+        key[len("MONGODB_") :].lower(): config[key]
         for key in ("MONGODB_HOST", "MONGODB_PORT", "MONGODB_DB", "MONGODB_USERNAME", "MONGODB_PASSWORD")
         if config.get(key) not in (None, "")
     }

@@ -42,9 +42,7 @@ def _initiate_replica_set(port: int) -> None:
 
     client: MongoClient[dict[str, object]] = MongoClient(HOST, port, directConnection=True)
     try:
-        client.admin.command(
-            "replSetInitiate", {"_id": REPLICA_SET, "members": [{"_id": 0, "host": f"{HOST}:{port}"}]}
-        )
+        client.admin.command("replSetInitiate", {"_id": REPLICA_SET, "members": [{"_id": 0, "host": f"{HOST}:{port}"}]})
     except OperationFailure as exc:
         if exc.code != 23:  # AlreadyInitialized
             raise
@@ -74,16 +72,31 @@ class DatabaseServer:
             dbpath = self.data_dir / "mongod"
             dbpath.mkdir(parents=True, exist_ok=True)
             return "mongod", [
-                mongod, "--bind_ip", HOST, "--port", str(self.port),
-                "--dbpath", str(dbpath), "--replSet", REPLICA_SET, "--quiet",
+                mongod,
+                "--bind_ip",
+                HOST,
+                "--port",
+                str(self.port),
+                "--dbpath",
+                str(dbpath),
+                "--replSet",
+                REPLICA_SET,
+                "--quiet",
             ] + (["--setParameter", "enableTestCommands=1"] if self.test_commands else [])
         secantus = which("secantusd-py", bin_dirs)
         if secantus:
             storage = self.data_dir / "db"
             storage.mkdir(parents=True, exist_ok=True)
             return "secantusdb", [
-                secantus, "--host", HOST, "--port", str(self.port),
-                "--storage-path", str(storage), "--log-level", "WARNING",
+                secantus,
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(storage),
+                "--log-level",
+                "WARNING",
             ] + (["--enable-test-commands"] if self.test_commands else [])
         raise ProcessError(
             "no database server: set MONGODB_URI, put mongod on PATH, "

@@ -28,7 +28,7 @@ def _is_concrete_document(obj: object) -> bool:
     return (
         isinstance(obj, type)
         and issubclass(obj, mongoengine.Document)
-        and not obj._meta.get("abstract", False)
+        and not getattr(obj, "_meta", {}).get("abstract", False)
     )
 
 
@@ -51,9 +51,7 @@ def load_documents(modules: Sequence[str]) -> list[type[mongoengine.Document]]:
     for path in modules:
         module = _import(path.strip())
         defined = [
-            obj
-            for obj in vars(module).values()
-            if _is_concrete_document(obj) and obj.__module__ == module.__name__
+            obj for obj in vars(module).values() if _is_concrete_document(obj) and obj.__module__ == module.__name__
         ]
         if not defined:
             raise ConfigError(f"{SETTING}: module {path!r} defines no concrete mongoengine Document")

@@ -97,9 +97,7 @@ def _database_cause(exc: BaseException) -> PyMongoError | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ConnectionFailure) or (
-            isinstance(current, PyMongoError) and current.timeout
-        ):
+        if isinstance(current, ConnectionFailure) or (isinstance(current, PyMongoError) and current.timeout):
             return current
         current = current.__cause__ or current.__context__
     return None
@@ -111,9 +109,7 @@ def _handle_problem(exc: Problem) -> Response:
 
 def _handle_http(exc: HTTPException) -> Response:
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return problem_response(
-        Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers)
-    )
+    return problem_response(Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers))
 
 
 def _handle_unexpected(exc: Exception) -> Response:

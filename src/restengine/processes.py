@@ -8,6 +8,7 @@ SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -113,14 +114,11 @@ class Managed:
             self._log_file.close()
             self._log_file = None
 
-
     @staticmethod
     def _kill_group(pgid: int) -> None:
         """SIGKILL what is left of the process group (e.g. workers orphaned by a killed master)."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def which(name: str, extra_dirs: Sequence[Path] = ()) -> str | None:

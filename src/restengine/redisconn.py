@@ -53,7 +53,6 @@ def init_app(app: Flask, settings: Settings) -> RedisConnection:
     app.extensions[EXTENSION] = conn
     if not conn.configured:
         log.warning(
-            "REDIS_URL is not set: caches and limits are per worker process, "
-            "so workers and instances do not share them"
+            "REDIS_URL is not set: caches and limits are per worker process, so workers and instances do not share them"
         )
     return conn

@@ -71,9 +71,7 @@ def prepare_database(settings: Settings, documents: tuple[str, ...], *, progress
         db.close_all()
 
 
-def gunicorn_process(
-    name: str, port: int, env: dict[str, str], log_dir: Path, *, bind_host: str = HOST
-) -> Managed:
+def gunicorn_process(name: str, port: int, env: dict[str, str], log_dir: Path, *, bind_host: str = HOST) -> Managed:
     """One gunicorn instance on ``bind_host:port`` with the project's gunicorn.conf.py."""
     argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", f"{bind_host}:{port}"]
     return Managed(
@@ -119,8 +117,23 @@ class Stack:
             raise ProcessError(f"RESTENGINE_REDIS_PORT: port {port} is already in use")
         self.redis = Managed(
             name="redis",
-            argv=[server, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
-                  "--dir", str(self.run_dir), "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"],
+            argv=[
+                server,
+                "--bind",
+                HOST,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.run_dir),
+                "--maxmemory",
+                "256mb",
+                "--maxmemory-policy",
+                "allkeys-lru",
+            ],
             log_path=self.log_dir / "redis.log",
             ready=lambda: port_open(HOST, port),
         )

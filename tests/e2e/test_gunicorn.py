@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port
+from restengine.processes import free_port, port_open
 from tests.e2e.helpers import get, get_json, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +27,21 @@ def gunicorn(tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:ap
     full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", app],
-            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                app,
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     try:
@@ -56,16 +69,21 @@ FORK_WARNING = "opened before fork"
 def test_gthread_default_serves_the_database(tmp_path: Path, mongodb_uri: str) -> None:
     with gunicorn(tmp_path, {"MONGODB_URI": mongodb_uri}) as (port, log):
         _probe_many(port)
-        status, headers, _ = get(port, "/healthz", headers={"X-Request-ID": "rid-777"})
+        _status, _headers, _ = get(port, "/healthz", headers={"X-Request-ID": "rid-777"})
     text = log.read_text()
     assert "Using worker: gthread" in text
-    line = next(l for l in text.splitlines() if "rid-777" in l)
+    line = next(entry for entry in text.splitlines() if "rid-777" in entry)
     assert "GET /healthz" in line and "ms pid=" in line, "access log has request time and request id"
     assert FORK_WARNING not in text
 
 
 def test_preloaded_app_that_used_the_database_gives_workers_fresh_clients(tmp_path: Path, mongodb_uri: str) -> None:
-    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_PRELOAD": "1", "PROBE_QUERY_AT_IMPORT": "1", "PYTHONWARNINGS": "always"}
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_PRELOAD": "1",
+        "PROBE_QUERY_AT_IMPORT": "1",
+        "PYTHONWARNINGS": "always",
+    }
     with gunicorn(tmp_path, env) as (port, log):
         _probe_many(port)
     text = log.read_text()
@@ -90,8 +108,21 @@ def test_gevent_worker_is_patched_before_pymongo(tmp_path: Path, mongodb_uri: st
 )
 def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{free_port()}"],
-        cwd=ROOT, env={**os.environ, key: value}, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, key: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -102,11 +133,17 @@ def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
 
 def test_restengine_serve_refuses_invalid_configuration() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "restengine.cli", "serve"], env={**os.environ, "RESTENGINE_THREADS": "lots"},
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "restengine.cli", "serve"],
+        env={**os.environ, "RESTENGINE_THREADS": "lots"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["Error: invalid configuration: RESTENGINE_THREADS: expected an integer, got 'lots'"]
+    assert result.stderr.strip().splitlines() == [
+        "Error: invalid configuration: RESTENGINE_THREADS: expected an integer, got 'lots'"
+    ]
 
 
 def test_database_fault_through_gunicorn_is_503_then_recovers(tmp_path: Path) -> None:
@@ -132,3 +169,25 @@ def test_database_fault_through_gunicorn_is_503_then_recovers(tmp_path: Path) ->
     finally:
         os.kill(pid, signal.SIGCONT)
         server.stop()
+
+
+def test_serve_starts_and_stops_the_embedded_database(tmp_path: Path) -> None:
+    port, db_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "REDIS_URL")}
+    env.update(RESTENGINE_DATA_DIR=str(tmp_path / "var"), RESTENGINE_DB_PORT=str(db_port), RESTENGINE_WORKERS="1")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "restengine.cli", "serve", "--bind", f"127.0.0.1:{port}"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: proc.poll() is not None or get(port, "/readyz", timeout=2)[0] == 200, 90, "serve to be ready")
+        status, body = get_json(port, "/readyz")
+        assert status == 200 and body["checks"]["database"] == "ok", log.read_text()
+        assert (tmp_path / "var" / "db").is_dir(), "data kept in the project-local data directory"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert not port_open("127.0.0.1", port)
+    assert not port_open("127.0.0.1", db_port), "the database serve started is stopped with it"

@@ -56,7 +56,10 @@ def start_up(tmp_path: Path) -> UpStack:
     with open(output, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "restengine.cli", "up", "--no-progress"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     stack = UpStack(proc, tmp_path / "var", ports, output)  # type: ignore[arg-type]
     try:
@@ -167,8 +170,12 @@ def test_sigint_leaves_no_process_behind(tmp_path: Path) -> None:
     for name in ("restengine-1", "restengine-2"):
         get(stack.http, "/healthz")
         pids |= worker_pids(stack.data_dir / "log" / f"{name}.log")
-    nginx_pids = {int(p) for p in re.findall(r"\d+", subprocess.run(
-        ["pgrep", "-f", str(stack.data_dir)], capture_output=True, text=True).stdout)}
+    nginx_pids = {
+        int(p)
+        for p in re.findall(
+            r"\d+", subprocess.run(["pgrep", "-f", str(stack.data_dir)], capture_output=True, text=True).stdout
+        )
+    }
     pids |= nginx_pids
     stack.proc.send_signal(signal.SIGINT)
     assert stack.proc.wait(90) == 0

@@ -13,8 +13,12 @@ from restengine import create_app, db
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "restengine.cli", *args], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "restengine.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
 
 

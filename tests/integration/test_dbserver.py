@@ -15,9 +15,8 @@ def test_embedded_server_keeps_data_across_restarts(tmp_path: Path) -> None:
         with MongoClient(server.uri) as client:
             client.get_default_database().things.insert_one({"_id": 1, "kept": True})
     assert not port_open("127.0.0.1", port)
-    with DatabaseServer(tmp_path, port) as server:
-        with MongoClient(server.uri) as client:
-            assert client.get_default_database().things.find_one({"_id": 1}) == {"_id": 1, "kept": True}
+    with DatabaseServer(tmp_path, port) as server, MongoClient(server.uri) as client:
+        assert client.get_default_database().things.find_one({"_id": 1}) == {"_id": 1, "kept": True}
     assert not port_open("127.0.0.1", port)
 
 

@@ -57,8 +57,11 @@ def test_exhausted_pool_answers_503_within_the_budget(mongodb_uri: str) -> None:
     assert client.get("/probe").status_code == 200
     admin = MongoClient(mongodb_uri)
     admin.admin.command(
-        {"configureFailPoint": "failCommand", "mode": {"times": 1},
-         "data": {"failCommands": ["find"], "blockConnection": True, "blockTimeMS": 3000}}
+        {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": 1},
+            "data": {"failCommands": ["find"], "blockConnection": True, "blockTimeMS": 3000},
+        }
     )
     try:
         # Something else in the process (a long report, a legacy job) holds the

@@ -181,7 +181,8 @@ def test_dockerfile_runs_gunicorn_with_the_repo_config(repo_root: Path, services
 
 def test_dockerignore_keeps_local_state_out_of_the_image(repo_root: Path) -> None:
     ignored = {
-        line.strip() for line in (repo_root / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (repo_root / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", "var", ".git", "tests"} <= ignored

@@ -18,7 +18,11 @@ def test_defaults_without_environment() -> None:
 
 
 def test_environment_then_overrides_win() -> None:
-    environ = {"RESTENGINE_THREADS": "4", "MONGODB_URI": "mongodb://db.example:27017/shop", "REDIS_URL": "redis://r:6379/1"}
+    environ = {
+        "RESTENGINE_THREADS": "4",
+        "MONGODB_URI": "mongodb://db.example:27017/shop",
+        "REDIS_URL": "redis://r:6379/1",
+    }
     settings = load_settings({"RESTENGINE_THREADS": 16}, environ=environ)
     assert settings.threads == 16
     assert settings.mongodb_uri == "mongodb://db.example:27017/shop"
@@ -58,12 +62,22 @@ def test_pool_is_never_smaller_than_the_threads() -> None:
 
 
 def test_flask_mongoengine_settings_dict() -> None:
-    config = {"MONGODB_SETTINGS": {"db": "legacy", "host": "mongo.internal", "port": 27018, "username": "u", "password": "p@ss"}}
+    config = {
+        "MONGODB_SETTINGS": {
+            "db": "legacy",
+            "host": "mongo.internal",
+            "port": 27018,
+            "username": "u",
+            "password": "p@ss",
+        }
+    }
     assert load_settings(config, environ={}).mongodb_uri == "mongodb://u:p%40ss@mongo.internal:27018/legacy"
 
 
 def test_flask_mongoengine_settings_list_uses_the_default_alias() -> None:
-    config = {"MONGODB_SETTINGS": [{"alias": "other", "host": "x"}, {"host": "mongodb://h1,h2/?replicaSet=rs", "db": "app"}]}
+    config = {
+        "MONGODB_SETTINGS": [{"alias": "other", "host": "x"}, {"host": "mongodb://h1,h2/?replicaSet=rs", "db": "app"}]
+    }
     assert load_settings(config, environ={}).mongodb_uri == "mongodb://h1,h2/app?replicaSet=rs"
 
 

@@ -38,9 +38,7 @@ def test_a_module_that_cannot_be_imported_is_a_config_error() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_a_module_that_fails_while_importing_is_a_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_module_that_fails_while_importing_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "raising_models.py").write_text('raise RuntimeError("no database settings\\nsecond line")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "raising_models", raising=False)
@@ -61,7 +59,7 @@ def test_a_module_without_documents_is_a_config_error(monkeypatch: pytest.Monkey
 
 
 def test_no_module_at_all_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="^RESTENGINE_DOCUMENTS: no module given"):
+    with pytest.raises(ConfigError, match=r"^RESTENGINE_DOCUMENTS: no module given"):
         load_documents([])
 
 

@@ -16,7 +16,10 @@ BOOK_INDEXES = ("isbn_1", "author_1", "tags_1", "published_-1", "price_1", "auth
 @pytest.fixture(autouse=True)
 def mock_db() -> Iterator[None]:
     mongoengine.connect(
-        "x", host="mongodb://localhost", mongo_client_class=mongomock.MongoClient, alias="default",
+        "x",
+        host="mongodb://localhost",
+        mongo_client_class=mongomock.MongoClient,
+        alias="default",
         uuidRepresentation="standard",
     )
     yield

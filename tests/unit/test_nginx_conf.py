@@ -6,6 +6,7 @@ of two tiny HTTP/1.1 servers standing in for the gunicorn instances.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -132,9 +133,7 @@ class Upstream:
 
     def start(self) -> None:
         self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -147,10 +146,8 @@ class Upstream:
         with server.connections_lock:
             open_connections = list(server.connections)
         for conn in open_connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(WAIT)
 
@@ -305,8 +302,12 @@ def test_render_fills_every_placeholder_and_keeps_nginx_variables(tmp_path: Path
 def test_render_refuses_an_empty_upstream_list(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="upstream"):
         nginx_conf.render(
-            listen="8080", upstreams=[], server_names=["localhost"], run_dir=tmp_path,
-            access_log="/dev/stdout", error_log="/dev/stderr",
+            listen="8080",
+            upstreams=[],
+            server_names=["localhost"],
+            run_dir=tmp_path,
+            access_log="/dev/stdout",
+            error_log="/dev/stderr",
         )
 
 
@@ -314,8 +315,12 @@ def test_render_refuses_an_empty_upstream_list(tmp_path: Path) -> None:
 def test_render_refuses_values_that_would_inject_directives(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError):
         nginx_conf.render(
-            listen="8080", upstreams=[bad], server_names=["localhost"], run_dir=tmp_path,
-            access_log="/dev/stdout", error_log="/dev/stderr",
+            listen="8080",
+            upstreams=[bad],
+            server_names=["localhost"],
+            run_dir=tmp_path,
+            access_log="/dev/stdout",
+            error_log="/dev/stderr",
         )
 
 
@@ -372,9 +377,7 @@ def test_requests_are_spread_over_both_upstreams_on_reused_connections(stack: St
 
 
 def test_forwarded_headers_are_set(stack: Stack) -> None:
-    reply = _request(
-        stack.port, host=f"localhost:{stack.port}", headers={"X-Forwarded-For": "203.0.113.7"}
-    )
+    reply = _request(stack.port, host=f"localhost:{stack.port}", headers={"X-Forwarded-For": "203.0.113.7"})
     assert reply.status == 200 and reply.body is not None
     seen = reply.body["headers"]
     assert seen["X-Forwarded-For"] == "203.0.113.7, 127.0.0.1"  # the app trusts only the last hop
@@ -406,7 +409,7 @@ def test_request_id_is_passed_on_unchanged(stack: Stack) -> None:
     assert reply.headers.get_all("X-Request-ID") == ["client-id_1.2:3"]
 
 
-@pytest.mark.parametrize("bad", ["has space", "x" * 129, "quote\"d"])
+@pytest.mark.parametrize("bad", ["has space", "x" * 129, 'quote"d'])
 def test_request_id_the_app_would_reject_is_replaced(stack: Stack, bad: str) -> None:
     reply = _request(stack.port, headers={"X-Request-ID": bad})
     assert reply.body is not None

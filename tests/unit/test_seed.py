@@ -17,7 +17,10 @@ from restengine.seed import isbn13, seed_demo
 
 def _connect() -> None:
     mongoengine.connect(
-        "x", host="mongodb://localhost", mongo_client_class=mongomock.MongoClient, alias="default",
+        "x",
+        host="mongodb://localhost",
+        mongo_client_class=mongomock.MongoClient,
+        alias="default",
         uuidRepresentation="standard",
     )
 
