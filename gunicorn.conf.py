@@ -71,10 +71,10 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-reques
 
 def on_starting(server):
     """Refuse to start on invalid settings, with a one-line reason naming the setting."""
-    from restengine.config import ConfigError, load_settings
+    from restengine.config import ConfigError, load_settings, require_secret
 
     try:
-        load_settings()
+        require_secret(load_settings())
     except ConfigError as exc:
         server.log.error("invalid configuration: %s", exc)
         raise SystemExit(2) from None

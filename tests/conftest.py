@@ -7,6 +7,7 @@ on a free loopback port, with its data in a temporary directory.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,9 @@ import pytest
 
 from restengine.dbserver import DatabaseServer
 from restengine.processes import free_port
+
+# Every app and subprocess the tests start signs cursors with this (tests only).
+os.environ.setdefault("RESTENGINE_SECRET_KEY", "test-only-secret-key")
 
 
 @pytest.fixture(scope="session")

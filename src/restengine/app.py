@@ -9,12 +9,11 @@ from flask import Blueprint, Flask, Response, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from restengine import db, errors, health, redisconn, requestid
-from restengine.config import load_settings
-from restengine.documents import load_documents
+from restengine.api import Api
+from restengine.config import load_settings, require_secret
 from restengine.jsonresp import json_response
 
 SETTINGS = "restengine.settings"
-DOCUMENTS = "restengine.documents"
 
 index_bp = Blueprint("index", __name__)
 
@@ -28,6 +27,7 @@ def index() -> Response:
             "links": {
                 "health": url_for("health.healthz", _external=True),
                 "ready": url_for("health.readyz", _external=True),
+                "api": url_for("restengine_api_index", _external=True),
             },
         }
     )
@@ -39,21 +39,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Settings come from the defaults, then the environment, then ``config``
     (same keys as the environment; flask-mongoengine's ``MONGODB_SETTINGS``
     and ``MONGODB_HOST``-style keys are accepted too). Raises
-    :class:`restengine.config.ConfigError` on an invalid setting or a
-    ``RESTENGINE_DOCUMENTS`` module that cannot be imported. Does no
+    :class:`restengine.config.ConfigError` on an invalid setting, a missing
+    ``RESTENGINE_SECRET_KEY``, or a ``RESTENGINE_DOCUMENTS`` module that
+    cannot be imported. Does no
     database or Redis I/O: connections open on first use, after any fork.
     """
     settings = load_settings(config)
+    require_secret(settings)
     app = Flask("restengine")
     app.config.from_mapping(config or {})
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[SETTINGS] = settings
 
     errors.init_app(app)
     requestid.init_app(app)
     db.init_app(app, settings)
-    documents = load_documents(settings.documents)
-    db.disable_auto_index(documents)
-    app.extensions[DOCUMENTS] = documents
+    api = Api(app)
+    for module in settings.documents:
+        api.register_module(module)
     redisconn.init_app(app, settings)
     app.register_blueprint(index_bp)
     app.register_blueprint(health.bp)

@@ -65,11 +65,16 @@ documents_option = click.option(
 @documents_option
 def serve(bind: str, documents: str | None) -> None:
     """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
-    from restengine.stack import gunicorn_config_path
+    from restengine.stack import gunicorn_config_path, local_secret
 
-    settings = _settings(documents)
+    settings = local_secret(_settings(documents))
     with _database(settings) as ready:
-        env = {**os.environ, "MONGODB_URI": ready.database_uri(), "RESTENGINE_DOCUMENTS": ",".join(ready.documents)}
+        env = {
+            **os.environ,
+            "MONGODB_URI": ready.database_uri(),
+            "RESTENGINE_DOCUMENTS": ",".join(ready.documents),
+            "RESTENGINE_SECRET_KEY": ready.secret_key or "",
+        }
         argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", bind]
         proc = subprocess.Popen(argv, env=env)
         # gunicorn handles SIGINT/SIGTERM itself (graceful stop); wait for it, then stop the database.

@@ -199,6 +199,25 @@ class Settings:
         "Ports of the gunicorn instances `up` starts behind nginx; one instance a port.",
     )
     seed_books: int = _spec("RESTENGINE_SEED_BOOKS", _int, 10_000, "Books the demo seed writes on first run.")
+    secret_key: str | None = _spec(
+        "RESTENGINE_SECRET_KEY",
+        _optional_str,
+        None,
+        "Signs pagination cursors; the same value on every instance. Required by the app; "
+        "`serve`/`up` create one in the data directory when unset.",
+    )
+    uuid_representation: str = _spec(
+        "RESTENGINE_UUID_REPRESENTATION",
+        _choice("standard", "pythonlegacy", "javalegacy", "csharplegacy"),
+        "pythonlegacy",
+        "How UUIDs are stored: MongoEngine's own default is pythonLegacy; match what your data holds.",
+    )
+    max_body_bytes: int = _spec(
+        "RESTENGINE_MAX_BODY_BYTES",
+        lambda n, v: _int(n, v, 1),
+        1024 * 1024,
+        "Largest request body accepted (413 above).",
+    )
 
     @property
     def max_pool_size(self) -> int:
@@ -210,6 +229,15 @@ class Settings:
             return self.mongodb_uri
         port = default_port or self.db_port
         return f"mongodb://127.0.0.1:{port}/{DEFAULT_DATABASE}?directConnection=true"
+
+
+def require_secret(settings: Settings) -> str:
+    """The secret key; raises :class:`ConfigError` when it is unset (there is no fallback)."""
+    if not settings.secret_key:
+        raise ConfigError(
+            "RESTENGINE_SECRET_KEY: required (it signs pagination cursors); set the same random value on every instance"
+        )
+    return settings.secret_key
 
 
 def setting_specs() -> list[_Spec]:

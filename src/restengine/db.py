@@ -52,8 +52,16 @@ def client_options(settings: Settings, *, timeout_ms: int | None = None) -> dict
         "timeoutMS": timeout,
         "serverSelectionTimeoutMS": timeout,
         "connectTimeoutMS": min(timeout, 5000),
-        "uuidRepresentation": "standard",
+        "uuidRepresentation": _UUID_REPRESENTATIONS[settings.uuid_representation],
     }
+
+
+_UUID_REPRESENTATIONS = {
+    "standard": "standard",
+    "pythonlegacy": "pythonLegacy",
+    "javalegacy": "javaLegacy",
+    "csharplegacy": "csharpLegacy",
+}
 
 
 def _database_name(uri: str) -> str | None:

@@ -65,6 +65,25 @@ class ServiceUnavailable(Problem):
     type = "urn:restengine:problem:unavailable"
 
 
+class InputError(ValueError):
+    """A request body that does not fit the resource; ``errors`` maps fields (or indexes) to messages."""
+
+    def __init__(self, errors: Mapping[str, Any]) -> None:
+        super().__init__("invalid input")
+        self.errors = dict(errors)
+
+
+class InvalidParameter(Problem):
+    """A query parameter the API cannot accept: 400 naming the parameter."""
+
+    status = 400
+    type = "urn:restengine:problem:invalid-parameter"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"Invalid query parameter {param!r}: {message}", errors={param: [message]})
+        self.param = param
+
+
 def problem_response(problem: Problem) -> Response:
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if problem.detail:
@@ -72,7 +91,10 @@ def problem_response(problem: Problem) -> Response:
     if problem.errors is not None:
         body["errors"] = problem.errors
     body.update(problem.extra)
-    response = Response(orjson.dumps(body), status=problem.status, mimetype=PROBLEM_JSON)
+    # MongoEngine's ValidationError.to_dict() keys list items by int.
+    response = Response(
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=problem.status, mimetype=PROBLEM_JSON
+    )
     response.headers.update(problem.headers)
     return response
 
@@ -103,26 +125,60 @@ def _database_cause(exc: BaseException) -> PyMongoError | None:
     return None
 
 
-def _handle_problem(exc: Problem) -> Response:
-    return problem_response(exc)
+def to_problem(exc: BaseException) -> Problem | None:
+    """The problem a known exception stands for, or ``None`` for an unexpected one.
 
+    The one place library errors get their HTTP meaning: MongoEngine's
+    ValidationError → 422 (its ``to_dict()`` as ``errors``), NotUniqueError →
+    409, DoesNotExist → 404, InvalidQueryError/LookUpError → 400; werkzeug's
+    HTTP errors keep their status and headers; a PyMongo timeout or connection
+    failure anywhere in the cause chain → 503.
+    """
+    import mongoengine.errors as me
 
-def _handle_http(exc: HTTPException) -> Response:
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return problem_response(Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers))
-
-
-def _handle_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, InputError):
+        return Problem(
+            "The request body is not valid for this resource.",
+            status=422,
+            type="urn:restengine:problem:validation",
+            errors=exc.errors,
+        )
+    if isinstance(exc, me.ValidationError):
+        return Problem(
+            exc.message or "The document is not valid.",
+            status=422,
+            type="urn:restengine:problem:validation",
+            errors=exc.to_dict() or {"": exc.message},
+        )
+    if isinstance(exc, me.NotUniqueError):
+        return Problem(
+            "A document with the same unique value exists.", status=409, type="urn:restengine:problem:conflict"
+        )
+    if isinstance(exc, me.DoesNotExist):
+        return Problem("No such item.", status=404)
+    if isinstance(exc, (me.InvalidQueryError, me.LookUpError)):
+        return Problem(str(exc), status=400)
+    if isinstance(exc, HTTPException):
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers)
     cause = _database_cause(exc)
     if cause is not None:
         log.warning("database unavailable: %s: %s", type(cause).__name__, cause)
-        return problem_response(database_unavailable(cause))
-    log.exception("unhandled error")
-    return problem_response(Problem("The server failed to handle this request.", status=500))
+        return database_unavailable(cause)
+    return None
+
+
+def render(exc: BaseException) -> Response:
+    """The problem+json response for any exception; an unexpected one is logged and is a bare 500."""
+    problem = to_problem(exc)
+    if problem is None:
+        log.exception("unhandled error", exc_info=exc)
+        problem = Problem("The server failed to handle this request.", status=500)
+    return problem_response(problem)
 
 
 def init_app(app: Flask) -> None:
     """Route every error raised while handling a request through one problem+json renderer."""
-    app.register_error_handler(Problem, _handle_problem)
-    app.register_error_handler(HTTPException, _handle_http)
-    app.register_error_handler(Exception, _handle_unexpected)
+    app.register_error_handler(Exception, render)

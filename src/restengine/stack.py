@@ -42,6 +42,25 @@ def gunicorn_config_path() -> Path:
     raise ProcessError("gunicorn.conf.py not found: run from the project directory or set RESTENGINE_GUNICORN_CONFIG")
 
 
+def local_secret(settings: Settings) -> Settings:
+    """Settings with a secret key: ``RESTENGINE_SECRET_KEY``, else one kept in the data directory.
+
+    The file is created once with a random value (mode 0600) and reused, so
+    every local instance and every restart signs cursors alike.
+    """
+    if settings.secret_key:
+        return settings
+    import secrets
+
+    path = settings.data_dir.resolve() / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return _with(settings, secret_key=path.read_text().strip())
+
+
 def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
     """True when ``GET http://127.0.0.1:port/path`` answers 200."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
@@ -89,7 +108,7 @@ class Stack:
     """The processes of ``restengine up``, started in dependency order."""
 
     def __init__(self, settings: Settings, *, progress: bool = True) -> None:
-        self.settings = settings
+        self.settings = settings = local_secret(settings)
         self.progress = progress
         self.data_dir = settings.data_dir.resolve()
         self.run_dir = self.data_dir / "run"
@@ -198,6 +217,7 @@ class Stack:
             MONGODB_URI=uri,
             RESTENGINE_DOCUMENTS=",".join(settings.documents),
             RESTENGINE_PROXY_COUNT="1",  # exactly one proxy in front: nginx
+            RESTENGINE_SECRET_KEY=settings.secret_key or "",
         )
         if redis_url:
             env["REDIS_URL"] = redis_url

@@ -1,0 +1,61 @@
+"""Per-resource options: what a client may see, change, filter and sort."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+Hook = Callable[[Any], None]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+# Operators per kind of field; "eq" is the bare ``?field=value``.
+COMPARISON = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "exists"})
+STRING = COMPARISON | {"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith", "iexact"}
+LIST = frozenset({"eq", "ne", "in", "nin", "exists", "size", "all"})
+ALL_OPERATORS = STRING | LIST
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceOptions:
+    """How one Document class is served. Every option has a safe default.
+
+    - ``name``: the URL segment; default the collection name, or the class name
+      in snake_case for a subclass sharing its parent's collection.
+    - ``fields``: attribute names exposed (default: all); ``hidden``: never
+      exposed, filtered or sorted on; ``read_only``: shown, never written by clients.
+    - ``filterable``: field path -> allowed operators, or a list of field
+      paths (all operators that fit each field's type); ``None`` means every
+      exposed field. A path also allows the paths below it (``shipping`` allows
+      ``shipping__city``).
+    - ``sortable``: field paths clients may sort on; ``None`` means every exposed
+      scalar field.
+    - ``default_limit`` / ``max_limit``: page sizes.
+    - ``methods``: HTTP methods allowed on the resource (GET is always allowed).
+    - hooks: called with the Document: ``before_*`` after validation and before
+      the write (raise to refuse it), ``after_*`` after the write succeeded.
+    """
+
+    name: str | None = None
+    fields: Sequence[str] | None = None
+    hidden: Sequence[str] = ()
+    read_only: Sequence[str] = ()
+    filterable: Mapping[str, Sequence[str]] | Sequence[str] | None = None
+    sortable: Sequence[str] | None = None
+    default_limit: int = 25
+    max_limit: int = 100
+    methods: Sequence[str] = METHODS
+    before_create: Hook | None = None
+    after_create: Hook | None = None
+    before_update: Hook | None = None
+    after_update: Hook | None = None
+    before_delete: Hook | None = None
+    after_delete: Hook | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise ValueError(f"default_limit must be between 1 and max_limit ({self.max_limit})")
+        unknown = {m.upper() for m in self.methods} - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown methods: {sorted(unknown)}")

@@ -1,0 +1,168 @@
+"""Reading a resource: one item, or a page of a filtered, sorted list.
+
+Plain functions over a :class:`Resource` and already-parsed parameters; the
+views parse the request and render. Every read is one ``find`` with a real
+projection, decoded by the codec's fast path; ``expand`` adds one ``find``
+per expanded field for the whole page, never one per item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bson import DBRef
+
+from restengine.api.codec import decode_document
+from restengine.api.model import FieldPath, UnknownField
+from restengine.api.resource import Resource
+from restengine.errors import InvalidParameter
+
+
+@dataclasses.dataclass(frozen=True)
+class Expansion:
+    """A reference path to replace by the referenced documents."""
+
+    param: str  # as the client wrote it, e.g. "lines.product"
+    path: FieldPath
+    target: Resource
+
+
+@dataclasses.dataclass
+class Page:
+    items: list[dict[str, Any]]
+    last_raw: dict[str, Any] | None  # the last item's stored form, for the next cursor
+    has_more: bool
+    count: int | None = None
+
+
+def parse_fields(resource: Resource, text: str | None) -> frozenset[str]:
+    """``?fields=a,b``: the exposed attribute names to return (the id always comes)."""
+    if not text:
+        return resource.exposed
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in resource.exposed and n != "id"]
+    if unknown or not names:
+        raise InvalidParameter("fields", f"unknown fields: {', '.join(unknown) or '(empty)'}")
+    return frozenset(names) | {resource.pk}
+
+
+def parse_expand(resource: Resource, text: str | None, fields: frozenset[str], lookup: Any) -> list[Expansion]:
+    """``?expand=author,lines.product``; ``lookup(doc_cls)`` gives the target's Resource."""
+    expansions: list[Expansion] = []
+    for param in (p.strip() for p in (text or "").split(",")):
+        if not param:
+            continue
+        try:
+            path, target_cls = resource.reference_target(param.replace(".", "__"))
+        except UnknownField:
+            raise InvalidParameter("expand", f"{param!r} is not a reference field") from None
+        if path.attr_path[0] not in fields or path.attr_path[0] in resource.hidden:
+            raise InvalidParameter("expand", f"{param!r} is not among the returned fields")
+        if any(e.param == param for e in expansions):
+            raise InvalidParameter("expand", f"{param!r} given twice")
+        expansions.append(Expansion(param, path, lookup(target_cls)))
+    if len(expansions) > 5:
+        raise InvalidParameter("expand", "at most 5 fields")
+    return expansions
+
+
+def decode(resource: Resource, raw: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    return decode_document(resource.doc_cls, raw, fields, resource.with_cls)
+
+
+def get_item(
+    resource: Resource, pk: Any, fields: frozenset[str], expansions: Sequence[Expansion] = ()
+) -> dict[str, Any] | None:
+    """The item with primary key ``pk``, or ``None``."""
+    query = {"$and": [resource.base_filter(), {"_id": pk}]}
+    raw = resource.collection().find_one(query, resource.projection_for(fields))
+    if raw is None:
+        return None
+    item = decode(resource, raw, fields)
+    _expand([raw], [item], expansions)
+    return item
+
+
+def list_page(
+    resource: Resource,
+    *,
+    filters: dict[str, Any],
+    sort: list[tuple[str, int]],
+    after: dict[str, Any] | None,
+    limit: int,
+    fields: frozenset[str],
+    expansions: Sequence[Expansion] = (),
+    count: str | None = None,
+) -> Page:
+    """One page: the items after the keyset position ``after`` (a filter), at most ``limit``.
+
+    ``count`` is ``"exact"`` or ``"estimated"`` (the collection's metadata count,
+    used only when nothing narrows the query; otherwise it is exact).
+    """
+    clauses = [c for c in (resource.base_filter(), filters) if c]
+    projection = resource.projection_for(fields)
+    for key, _ in sort:
+        projection.setdefault(key, 1)  # the cursor needs the sort values
+    query = {"$and": [*clauses, after]} if after else {"$and": clauses} if clauses else {}
+    raws = list(resource.collection().find(query, projection, sort=sort, limit=limit + 1))
+    has_more = len(raws) > limit
+    raws = raws[:limit]
+    items = [decode(resource, raw, fields) for raw in raws]
+    _expand(raws, items, expansions)
+    total = None
+    if count == "estimated" and not clauses:
+        total = resource.collection().estimated_document_count()
+    elif count is not None:
+        total = resource.collection().count_documents({"$and": clauses} if clauses else {})
+    return Page(items, raws[-1] if raws else None, has_more, total)
+
+
+# ---------------------------------------------------------------- expand
+
+
+def _walk(value: Any, steps: Sequence[str]) -> Iterable[tuple[Any, str | int]]:
+    """(container, key) pairs holding the value at ``steps`` below ``value``, through lists."""
+    if isinstance(value, list):
+        for element in value:
+            yield from _walk(element, steps)
+        return
+    if not isinstance(value, dict) or steps[0] not in value:
+        return
+    if len(steps) == 1:
+        child = value[steps[0]]
+        if isinstance(child, list):
+            yield from ((child, i) for i in range(len(child)))
+        else:
+            yield value, steps[0]
+        return
+    yield from _walk(value[steps[0]], steps[1:])
+
+
+def _stored_id(value: Any) -> Any:
+    return value.id if isinstance(value, DBRef) else value
+
+
+def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions: Sequence[Expansion]) -> None:
+    """Replace reference ids by the referenced items: one query per expansion for all items."""
+    for expansion in expansions:
+        db_steps = expansion.path.db_path.split(".")
+        ids = {
+            _stored_id(container[key])
+            for raw in raws
+            for container, key in _walk(raw, db_steps)
+            if container[key] is not None
+        }
+        if not ids:
+            continue
+        target = expansion.target
+        found = target.collection().find(
+            {"$and": [target.base_filter(), {"_id": {"$in": list(ids)}}]}, target.projection
+        )
+        by_id = {str(raw["_id"]): decode(target, raw, target.exposed) for raw in found}
+        for item in items:
+            for container, key in _walk(item, list(expansion.path.attr_path)):
+                ref = container[key]
+                if isinstance(ref, str) and ref in by_id:
+                    container[key] = by_id[ref]

@@ -1,0 +1,108 @@
+"""``Api``: the registry of served Document classes, mounted on a Flask app or Blueprint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+
+from restengine import db
+from restengine.api.options import ResourceOptions
+from restengine.api.resource import Resource
+from restengine.api.views import ALL_METHODS, Views
+from restengine.config import ConfigError, require_secret
+
+EXTENSION = "restengine.api"
+
+
+class Api:
+    """Serves MongoEngine Document classes under ``url_prefix`` (``/api``).
+
+    ``Api(app)`` or ``api.init_app(app)`` mounts it on a Flask app;
+    ``Api(blueprint)`` on a Blueprint, so an existing app keeps its own
+    routes beside it (register the blueprint on the app afterwards).
+    ``register`` and ``register_module`` may be called before or after mounting.
+    Outside ``restengine.create_app``, ``secret_key`` (signs pagination cursors)
+    and ``db_timeout_ms`` (each request's database deadline) are given here.
+    """
+
+    def __init__(
+        self,
+        app: Flask | Blueprint | None = None,
+        *,
+        url_prefix: str = "/api",
+        secret_key: str | None = None,
+        db_timeout_ms: int = 1500,
+    ) -> None:
+        self.url_prefix = url_prefix.rstrip("/")
+        self.resources: dict[str, Resource] = {}
+        self._by_class: dict[type[Any], Resource] = {}
+        self._secret_key = secret_key
+        self._db_timeout_ms = db_timeout_ms
+        self._endpoint_prefix = ""
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask | Blueprint) -> None:
+        views = Views(self)
+        rules: list[tuple[str, str, Callable[..., Any]]] = [
+            ("/", "index", views.index),
+            ("/<name>", "collection", views.collection),
+            ("/<name>/_bulk", "bulk", views.bulk),
+            ("/<name>/<item_id>", "item", views.item),
+        ]
+        for rule, endpoint, view in rules:
+            app.add_url_rule(
+                self.url_prefix + rule, f"restengine_api_{endpoint}", views.guarded(view), methods=ALL_METHODS
+            )
+        if isinstance(app, Blueprint):
+            self._endpoint_prefix = f"{app.name}."
+            app.record_once(lambda state: state.app.extensions.setdefault(EXTENSION, self))
+        else:
+            app.extensions[EXTENSION] = self
+
+    def endpoint(self, name: str) -> str:
+        return f"{self._endpoint_prefix}restengine_api_{name}"
+
+    def register(self, doc_cls: type[Any], **options: Any) -> Resource:
+        """Serve ``doc_cls`` with these :class:`ResourceOptions`; registering a class again replaces them.
+
+        Raises ``ValueError`` for an unknown option field or a URL name taken by another class.
+        """
+        resource = Resource(doc_cls, ResourceOptions(**options))
+        taken = self.resources.get(resource.name)
+        if taken is not None and taken.doc_cls is not doc_cls:
+            raise ValueError(f"{doc_cls.__name__}: the name {resource.name!r} is taken by {taken.doc_cls.__name__}")
+        old = self._by_class.pop(doc_cls, None)
+        if old is not None:
+            self.resources.pop(old.name, None)
+        self.resources[resource.name] = resource
+        self._by_class[doc_cls] = resource
+        db.disable_auto_index([doc_cls])
+        return resource
+
+    def register_module(self, module: ModuleType | str) -> list[Resource]:
+        """Serve every concrete Document class defined in ``module`` (an object or a dotted path)."""
+        from restengine.documents import load_documents
+
+        name = module if isinstance(module, str) else module.__name__
+        return [self.register(cls) for cls in load_documents([name])]
+
+    def resource_for(self, doc_cls: type[Any]) -> Resource:
+        """The registered resource of ``doc_cls``, else a default one (e.g. an expanded reference's target)."""
+        resource = self._by_class.get(doc_cls)
+        return resource if resource is not None else Resource(doc_cls, ResourceOptions())
+
+    def secret(self) -> bytes:
+        if self._secret_key:
+            return self._secret_key.encode()
+        settings = current_app.extensions.get("restengine.settings")
+        if settings is None:
+            raise ConfigError("RESTENGINE_SECRET_KEY: pass secret_key= to Api() outside restengine.create_app")
+        return require_secret(settings).encode()
+
+    def db_timeout(self) -> float:
+        settings = current_app.extensions.get("restengine.settings")
+        return (settings.db_timeout_ms if settings is not None else self._db_timeout_ms) / 1000

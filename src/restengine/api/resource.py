@@ -1,0 +1,115 @@
+"""A served Document class: its options, resolved once into the sets the views use."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from mongoengine import fields as mf
+
+from restengine.api.model import UnknownField, public_fields, resolve
+from restengine.api.options import ResourceOptions
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def default_name(doc_cls: type[Any]) -> str:
+    """The collection name; the class name in snake_case for a subclass sharing its parent's collection."""
+    if "." in doc_cls._class_name:
+        return snake_case(doc_cls.__name__)
+    return str(doc_cls._get_collection_name())
+
+
+class Resource:
+    """One Document class as a REST resource.
+
+    Raises ``ValueError`` at registration when an option names a field the
+    class does not have, so a typo fails at start-up, not per request.
+    """
+
+    def __init__(self, doc_cls: type[Any], options: ResourceOptions) -> None:
+        self.doc_cls = doc_cls
+        self.options = options
+        self.name = options.name or default_name(doc_cls)
+        self.with_cls = bool(doc_cls._meta.get("allow_inheritance"))
+        self.methods = frozenset({"GET", "HEAD", *(m.upper() for m in options.methods)})
+        classes = [doc_cls, *self._subclasses()]
+        names: list[str] = []
+        for cls in classes:
+            names += [n for n in public_fields(cls) if n not in names]
+        self.pk = names[0]
+        unknown = [n for n in (*(options.fields or ()), *options.hidden, *options.read_only) if n not in names]
+        if unknown:
+            raise ValueError(f"{doc_cls.__name__}: unknown fields in options: {unknown}")
+        shown = [n for n in (options.fields or names) if n not in options.hidden]
+        self.exposed = frozenset(shown) | {self.pk}
+        self.hidden = frozenset(options.hidden)
+        # Never shown, so never filtered or sorted on either: that would leak them.
+        self.unexposed = frozenset(names) - self.exposed
+        self.writable = frozenset(n for n in shown if n not in options.read_only and n != self.pk)
+        self.filterable = self._filterable()
+        for path in options.sortable or ():
+            self._check_path(path)
+
+    def _subclasses(self) -> list[type[Any]]:
+        from mongoengine.base import get_document
+
+        return [get_document(name) for name in self.doc_cls._subclasses if name != self.doc_cls._class_name]
+
+    def _check_path(self, path: str) -> None:
+        try:
+            resolve(self.doc_cls, path)
+        except UnknownField:
+            raise ValueError(f"{self.doc_cls.__name__}: unknown field path in options: {path!r}") from None
+
+    def _filterable(self) -> dict[str, frozenset[str]] | None:
+        from restengine.api.options import ALL_OPERATORS
+
+        spec = self.options.filterable
+        if spec is None:
+            return None
+        table: dict[str, frozenset[str]] = (
+            {path: frozenset(ops) for path, ops in spec.items()}
+            if isinstance(spec, Mapping)
+            else {path: ALL_OPERATORS for path in spec}
+        )
+        for path in table:
+            self._check_path(path)
+        return table
+
+    @cached_property
+    def projection(self) -> dict[str, int]:
+        """A real projection for reads: the exposed fields' stored names (and ``_cls``)."""
+        return self.projection_for(self.exposed)
+
+    def projection_for(self, names: frozenset[str]) -> dict[str, int]:
+        projection: dict[str, int] = {"_id": 1}
+        for cls in (self.doc_cls, *self._subclasses()):
+            for name in names:
+                field = cls._fields.get(name)
+                if field is not None and name != self.pk:
+                    projection[field.db_field] = 1
+        if self.with_cls:
+            projection["_cls"] = 1
+        return projection
+
+    def base_filter(self) -> dict[str, Any]:
+        """The filter of the class's own ``objects`` manager: ``_cls`` of a subclass, a custom queryset's."""
+        return dict(self.doc_cls.objects._query)
+
+    def collection(self) -> Any:
+        return self.doc_cls._get_collection()
+
+    def reference_target(self, path: str) -> tuple[Any, Any]:
+        """(field path, referenced Document class) for an expandable reference path."""
+        field_path = resolve(self.doc_cls, path)
+        field = field_path.field
+        while isinstance(field, mf.ListField) and field.field is not None:
+            field = field.field
+        if not isinstance(field, (mf.ReferenceField, mf.LazyReferenceField, mf.CachedReferenceField)):
+            raise UnknownField(path)
+        return field_path, field.document_type

@@ -1,0 +1,241 @@
+"""The HTTP layer: parse the request, call reads/writes, render JSON with ETags.
+
+Views know HTTP; the functions they call do not. Every error a view meets
+is rendered here as problem+json by :func:`restengine.errors.render`, so a
+host application's own error handlers never see the API's errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pymongo
+from bson.errors import InvalidId
+from flask import Response, request, url_for
+
+from restengine.api import pagination, reads, writes
+from restengine.api.codec import pk_value
+from restengine.api.conditional import etag_of, if_match, match, none_match
+from restengine.api.filters import parse_filters
+from restengine.errors import InputError, InvalidParameter, Problem, render
+
+if TYPE_CHECKING:
+    from restengine.api.registry import Api
+    from restengine.api.resource import Resource
+
+RESERVED = frozenset({"fields", "sort", "limit", "cursor", "expand", "count"})
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+
+
+def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=status, mimetype=JSON)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _no_content() -> Response:
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
+def _with_etag(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    data = orjson.dumps(body)
+    etag = etag_of(data)
+    all_headers = {"ETag": etag, **(headers or {})}
+    if request.method in ("GET", "HEAD") and none_match(request, etag):
+        response = Response(status=304)
+        response.headers.update({k: v for k, v in all_headers.items() if k in ("ETag", "Link")})
+        return response
+    return json_bytes_response(data, status, all_headers)
+
+
+def _json_body(*accepted: str) -> Any:
+    if request.mimetype not in accepted:
+        raise UnsupportedMediaType(
+            f"Send the body as {' or '.join(accepted)}.",
+            headers={"Accept-Patch": MERGE_PATCH} if MERGE_PATCH in accepted else None,
+        )
+    data = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(f"The body is not valid JSON: {exc}", status=400, title="Malformed JSON") from None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class Views:
+    """The API's view functions, bound to one :class:`Api`."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def guarded(self, view: Callable[..., Any]) -> Callable[..., Response]:
+        """Run ``view`` under the API's database deadline, rendering any error as problem+json."""
+
+        def run(**kwargs: Any) -> Response:
+            try:
+                with pymongo.timeout(self.api.db_timeout()):
+                    response: Response = view(**kwargs)
+                    return response
+            except Exception as exc:  # one renderer for every error, see restengine.errors
+                return render(exc)
+
+        run.__name__ = view.__name__
+        return run
+
+    def _resource(self, name: str, allowed: tuple[str, ...]) -> Resource:
+        resource = self.api.resources.get(name)
+        if resource is None:
+            raise Problem(f"No resource named {name!r}.", status=404)
+        methods = sorted(m for m in resource.methods if m in allowed)
+        if request.method not in methods and request.method != "OPTIONS":
+            raise Problem(f"{request.method} is not allowed here.", status=405, headers={"Allow": ", ".join(methods)})
+        return resource
+
+    # ------------------------------------------------------------ views
+
+    def index(self) -> Response:
+        return _with_etag(
+            {
+                "resources": [
+                    {"name": name, "url": url_for(self.api.endpoint("collection"), name=name, _external=True)}
+                    for name in sorted(self.api.resources)
+                ]
+            }
+        )
+
+    def collection(self, name: str) -> Response:
+        resource = self._resource(name, ("GET", "HEAD", "POST"))
+        if request.method == "OPTIONS":
+            return self._options(resource, ("GET", "HEAD", "POST"))
+        if request.method == "POST":
+            return self._create(resource)
+        return self._list(resource)
+
+    def item(self, name: str, item_id: str) -> Response:
+        allowed = ("GET", "HEAD", "PUT", "PATCH", "DELETE")
+        resource = self._resource(name, allowed)
+        try:
+            pk = pk_value(resource.doc_cls, item_id)
+        except (ValueError, TypeError, InvalidId):
+            raise Problem("No such item.", status=404) from None
+        if request.method == "OPTIONS":
+            return self._options(resource, allowed)
+        if request.method in ("GET", "HEAD"):
+            fields = reads.parse_fields(resource, request.args.get("fields"))
+            expansions = reads.parse_expand(resource, request.args.get("expand"), fields, self.api.resource_for)
+            item = reads.get_item(resource, pk, fields, expansions)
+            if item is None:
+                raise Problem("No such item.", status=404)
+            return _with_etag(item)
+        raw = writes.current(resource, pk)
+        representation = reads.decode(resource, raw, resource.exposed)
+        tags = if_match(request)
+        if tags is not None and not match(tags, etag_of(orjson.dumps(representation))):
+            raise writes.PreconditionFailed("The item changed since the ETag in If-Match was issued.")
+        if request.method == "DELETE":
+            writes.delete(resource, raw, conditional=tags is not None)
+            return _no_content()
+        if request.method == "PUT":
+            target = _json_body(JSON)
+            if not isinstance(target, dict):
+                raise InputError({"": "must be a JSON object"})
+        else:
+            patch = _json_body(MERGE_PATCH, JSON)
+            if not isinstance(patch, dict):
+                raise InputError({"": "a merge patch must be a JSON object"})
+            target = merge_patch(representation, patch)
+        doc = writes.apply(resource, raw, target, representation)
+        writes.save_changes(resource, doc, raw, conditional=tags is not None)
+        return _with_etag(reads.decode(resource, doc.to_mongo(), resource.exposed))
+
+    def bulk(self, name: str) -> Response:
+        resource = self._resource(name, ("POST",))
+        body = _json_body(JSON)
+
+        def encode(raw: dict[str, Any]) -> dict[str, Any]:
+            return reads.decode(resource, raw, resource.exposed)
+
+        plan, ordered = writes.plan_bulk(resource, body, merge_patch, encode)
+        results = writes.run_bulk(resource, plan, ordered)
+        failed = any(r["status"] not in (200, 201, 204) for r in results)
+        return json_bytes_response(orjson.dumps({"results": results}), 409 if failed else 200)
+
+    # ------------------------------------------------------------ helpers
+
+    def _options(self, resource: Resource, allowed: tuple[str, ...]) -> Response:
+        methods = sorted({m for m in resource.methods if m in allowed} | {"OPTIONS"})
+        response = _no_content()
+        response.headers["Allow"] = ", ".join(methods)
+        return response
+
+    def _item_url(self, resource: Resource, doc: Any) -> str:
+        return url_for(self.api.endpoint("item"), name=resource.name, item_id=str(doc.pk), _external=True)
+
+    def _create(self, resource: Resource) -> Response:
+        body = _json_body(JSON)
+        if isinstance(body, list):
+            docs = writes.create_many(resource, body)
+            return _with_etag({"items": [reads.decode(resource, d.to_mongo(), resource.exposed) for d in docs]}, 201)
+        doc = writes.create(resource, body)
+        item = reads.decode(resource, doc.to_mongo(), resource.exposed)
+        return _with_etag(item, 201, {"Location": self._item_url(resource, doc)})
+
+    def _list(self, resource: Resource) -> Response:
+        args = request.args
+        pairs = list(args.items(multi=True))
+        fields = reads.parse_fields(resource, args.get("fields"))
+        expansions = reads.parse_expand(resource, args.get("expand"), fields, self.api.resource_for)
+        filters = parse_filters(
+            resource.doc_cls, pairs, filterable=resource.filterable, hidden=resource.unexposed, reserved=RESERVED
+        )
+        sort = pagination.parse_sort(
+            resource.doc_cls, args.get("sort"), sortable=resource.options.sortable, hidden=resource.unexposed
+        )
+        limit = pagination.parse_limit(
+            args.get("limit"), default=resource.options.default_limit, maximum=resource.options.max_limit
+        )
+        count = args.get("count")
+        if count not in (None, "exact", "estimated"):
+            raise InvalidParameter("count", "must be exact or estimated")
+        codec = pagination.CursorCodec(self.api.secret())
+        after = None
+        if "cursor" in args:
+            after = pagination.keyset_filter(sort, codec.decode(args["cursor"], sort))
+        page = reads.list_page(
+            resource, filters=filters, sort=sort, after=after, limit=limit,
+            fields=fields, expansions=expansions, count=count,
+        )  # fmt: skip
+        headers: dict[str, str] = {}
+        next_url = None
+        if page.has_more and page.last_raw is not None:
+            token = codec.encode(sort, pagination.sort_values(page.last_raw, sort))
+            next_url = pagination.next_url(request.base_url, pairs, token)
+            headers["Link"] = pagination.link_header(next_url)
+        body: dict[str, Any] = {"items": page.items, "next": next_url}
+        if page.count is not None:
+            body["count"] = page.count
+            headers["X-Total-Count"] = str(page.count)
+        return _with_etag(body, 200, headers)

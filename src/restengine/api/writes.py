@@ -1,0 +1,484 @@
+"""Writing a resource through its Document: validation, ``clean()``, signals, hooks.
+
+Every write builds or changes a real Document instance and saves it the way
+the legacy code would. Conditional writes (``If-Match``) are compare-and-set
+in the database: the update or delete only matches while the stored document
+is still exactly the one whose ETag the client sent, so no version field is
+needed and none is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import mongoengine
+from bson import DBRef, ObjectId
+from mongoengine import fields as mf
+from mongoengine import signals
+from mongoengine.errors import OperationError, SaveConditionError
+from pymongo import DeleteOne, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from restengine.api.codec import input_values, pk_value
+from restengine.api.model import pk_name
+from restengine.api.resource import Resource
+from restengine.errors import InputError, Problem
+
+
+class PreconditionFailed(Problem):
+    status = 412
+    type = "urn:restengine:problem:precondition-failed"
+
+
+class Conflict(Problem):
+    status = 409
+    type = "urn:restengine:problem:conflict"
+
+
+class NotFound(Problem):
+    status = 404
+
+
+class Unprocessable(Problem):
+    """422 with per-field (or per-index) errors."""
+
+    status = 422
+    type = "urn:restengine:problem:validation"
+
+    def __init__(self, errors: Any, detail: str = "The request body is not valid for this resource.") -> None:
+        super().__init__(detail, errors=errors)
+
+
+# ---------------------------------------------------------------- building documents
+
+
+def _document_class(resource: Resource, body: Mapping[str, Any]) -> type[Any]:
+    """The class to create: the resource's, or a subclass named by ``_cls``."""
+    name = body.get("_cls")
+    cls: type[Any] = resource.doc_cls
+    if name is None or name == cls._class_name:
+        return cls
+    if resource.with_cls and name in cls._subclasses:
+        sub: type[Any] = mongoengine.base.get_document(name)
+        return sub
+    raise InputError({"_cls": f"must be one of {list(cls._subclasses)}"})
+
+
+def build(resource: Resource, body: Any) -> Any:
+    """A new, unsaved Document from a JSON object; raises :class:`InputError`."""
+    if not isinstance(body, dict):
+        raise InputError({"": "must be a JSON object"})
+    cls = _document_class(resource, body)
+    body = _pk_alias(cls, body)
+    fields = {k: v for k, v in body.items() if k != "id"}
+    values, errors = input_values(cls, fields, resource.writable)
+    doc = None
+    if not errors:
+        try:
+            doc = cls(**values)
+        except (mongoengine.ValidationError, ValueError, TypeError) as exc:
+            errors[""] = str(exc)
+    if "id" in body:
+        try:
+            pk = pk_value(cls, str(body["id"]))
+        except (ValueError, TypeError):
+            errors["id"] = "not a valid id for this resource"
+        else:
+            if doc is not None:
+                doc.pk = pk
+    if errors:
+        raise InputError(errors)
+    return doc
+
+
+def _pk_alias(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body with the primary key's attribute name (e.g. ``code``) read as ``id``.
+
+    Raises :class:`InputError` when both are given and differ.
+    """
+    pk = pk_name(cls)
+    body = dict(body)
+    if pk != "id" and pk in body:
+        value = body.pop(pk)
+        if "id" in body and body["id"] != value:
+            raise InputError({pk: "differs from id"})
+        body["id"] = value
+    return body
+
+
+def _references(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], DBRef]]:
+    """Every (field path, DBRef) a document and its embedded documents refer to.
+
+    Paths include list positions (``("lines", "0", "product")``), like
+    MongoEngine's ``ValidationError.to_dict()``.
+    """
+    found: list[tuple[tuple[str, ...], DBRef]] = []
+    for name, field in doc._fields.items():
+        value = doc._data.get(name)
+        elements = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for position, element in elements:
+            path = (*prefix, name) if position is None else (*prefix, name, str(position))
+            if isinstance(element, DBRef):
+                found.append((path, element))
+            elif isinstance(element, dict) and isinstance(element.get("_ref"), DBRef):
+                found.append((path, element["_ref"]))
+            elif isinstance(element, mongoengine.EmbeddedDocument):
+                found += _references(element, path)
+            elif isinstance(element, mongoengine.Document) and isinstance(
+                field, (mf.ReferenceField, mf.GenericReferenceField, mf.ListField)
+            ):
+                if element.pk is not None:
+                    found.append((path, DBRef(element._get_collection_name(), element.pk)))
+    return found
+
+
+def _nest(errors: dict[str, Any], path: tuple[str, ...], message: str) -> None:
+    for step in path[:-1]:
+        errors = errors.setdefault(step, {})
+    errors[path[-1]] = message
+
+
+def check_references(docs: Sequence[Any]) -> dict[int, dict[str, Any]]:
+    """Errors for references to documents that do not exist: one query per referenced collection."""
+    wanted: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    refs = [_references(doc) for doc in docs]
+    for doc, doc_refs in zip(docs, refs, strict=True):
+        database = doc._get_db().name
+        for _, ref in doc_refs:
+            wanted[(ref.database or database, ref.collection)].add(ref.id)
+    existing: dict[tuple[str, str], set[Any]] = {}
+    for (database, collection), ids in wanted.items():
+        cursor = docs[0]._get_db().client[database][collection].find({"_id": {"$in": list(ids)}}, {"_id": 1})
+        existing[(database, collection)] = {raw["_id"] for raw in cursor}
+    errors: dict[int, dict[str, Any]] = {}
+    for index, (doc, doc_refs) in enumerate(zip(docs, refs, strict=True)):
+        database = doc._get_db().name
+        for path, ref in doc_refs:
+            if ref.id not in existing[(ref.database or database, ref.collection)]:
+                message = f"refers to a missing document ({ref.collection} {ref.id})"
+                _nest(errors.setdefault(index, {}), path, message)
+    return errors
+
+
+def validate(docs: Sequence[Any]) -> None:
+    """Reference checks, then each Document's own ``validate()`` (which runs ``clean()``).
+
+    Raises :class:`InputError` with errors keyed by field (one document) or by
+    index (several).
+    """
+    errors: dict[int, Any] = {}
+    for index, doc in enumerate(docs):
+        try:
+            doc.validate()
+        except mongoengine.ValidationError as exc:
+            errors[index] = exc.to_dict() or {"": exc.message}
+    for index, missing in check_references(docs).items():
+        errors[index] = {**missing, **errors.get(index, {})}  # the Document's own message wins
+    if errors:
+        raise InputError(errors[0] if len(docs) == 1 else {str(i): e for i, e in sorted(errors.items())})
+
+
+def _hook(resource: Resource, name: str, doc: Any) -> None:
+    hook: Callable[[Any], None] | None = getattr(resource.options, name)
+    if hook is not None:
+        hook(doc)
+
+
+# ---------------------------------------------------------------- create
+
+
+def _assign_ids(docs: Sequence[Any]) -> None:
+    """Give new documents their ObjectIds now, so a failed batch can be undone exactly."""
+    for doc in docs:
+        if doc.pk is None and isinstance(doc._fields[pk_name(type(doc))], mf.ObjectIdField):
+            doc.pk = ObjectId()
+
+
+def create(resource: Resource, body: Any) -> Any:
+    """Validate and insert one document; returns the saved Document."""
+    doc = build(resource, body)
+    validate([doc])
+    _hook(resource, "before_create", doc)
+    doc.save(force_insert=True, validate=False)
+    _hook(resource, "after_create", doc)
+    return doc
+
+
+def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
+    """All-or-nothing: validate every document, then insert them in one round trip.
+
+    A unique-index violation during the insert removes what that insert wrote
+    and raises :class:`Conflict`.
+    """
+    if not bodies:
+        raise InputError({"": "the array is empty"})
+    docs: list[Any] = []
+    errors: dict[str, Any] = {}
+    for index, body in enumerate(bodies):
+        try:
+            docs.append(build(resource, body))
+        except InputError as exc:
+            errors[str(index)] = exc.errors
+    if errors:
+        raise InputError(errors)
+    validate(docs)
+    for doc in docs:
+        _hook(resource, "before_create", doc)
+    _assign_ids(docs)
+    # What QuerySet.insert does (one insert_many, the bulk-insert signals), but
+    # undoing a partial insert exactly: insert() refuses documents whose
+    # primary key is already set, and reports a batch failure without counts.
+    signals.pre_bulk_insert.send(resource.doc_cls, documents=docs)
+    try:
+        resource.collection().insert_many([doc.to_mongo() for doc in docs], ordered=True)
+    except BulkWriteError as exc:
+        written = int(exc.details.get("nInserted", 0))
+        if written:
+            resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
+        codes = {error.get("code") for error in exc.details.get("writeErrors", [])}
+        if codes & {11000, 11001}:
+            raise Conflict("A document violates a unique index; nothing was inserted.") from exc
+        raise
+    signals.post_bulk_insert.send(resource.doc_cls, documents=docs, loaded=False)
+    for doc in docs:
+        doc._created = False
+        _hook(resource, "after_create", doc)
+    return docs
+
+
+# ---------------------------------------------------------------- change and delete
+
+
+def current(resource: Resource, pk: Any) -> dict[str, Any]:
+    """The stored document, whole (a write compares against all of it); :class:`NotFound` if absent."""
+    raw = resource.collection().find_one({"$and": [resource.base_filter(), {"_id": pk}]})
+    if raw is None:
+        raise NotFound("No such item.")
+    return dict(raw)
+
+
+def unchanged_since(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A filter matching the stored document only while it is exactly ``raw``."""
+    return {"$expr": {"$eq": ["$$ROOT", {"$literal": raw}]}}
+
+
+def apply(resource: Resource, raw: dict[str, Any], target: Mapping[str, Any], representation: Mapping[str, Any]) -> Any:
+    """A Document loaded from ``raw`` with its writable fields set to those of ``target``.
+
+    ``target`` is the full new representation (after a merge patch, or a PUT
+    body); ``representation`` is the current one. A read-only field may be
+    repeated unchanged but not changed; absent writable fields are reset to
+    their default.
+    """
+    doc = resource.doc_cls._from_son(raw)
+    target = _pk_alias(type(doc), target)
+    errors: dict[str, Any] = {}
+    for name, value in target.items():
+        if name in ("id", "_cls"):
+            if value != representation.get(name):
+                errors[name] = "cannot be changed"
+        elif name not in resource.writable and (name not in resource.exposed or value != representation.get(name)):
+            errors[name] = "unknown or read-only field"
+    changes = {n: v for n, v in target.items() if n in resource.writable and v != representation.get(n)}
+    values, value_errors = input_values(type(doc), changes, resource.writable)
+    errors.update(value_errors)
+    if errors:
+        raise InputError(errors)
+    for name, value in values.items():
+        setattr(doc, name, value)
+    for name in resource.writable - set(target):
+        field = doc._fields.get(name)
+        if field is not None and representation.get(name) is not None:
+            setattr(doc, name, field.default() if callable(field.default) else field.default)
+    return doc
+
+
+def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, conditional: bool) -> Any:
+    """Validate and save a changed Document; compare-and-set when ``conditional``.
+
+    Never creates a document: if it was deleted meanwhile the answer is 404,
+    and if it changed meanwhile (conditional) 412.
+    """
+    validate([doc])
+    _hook(resource, "before_update", doc)
+    condition = unchanged_since(raw) if conditional else {}
+    try:
+        doc.save(validate=False, save_condition={"__raw__": condition})
+    except SaveConditionError:
+        if conditional:
+            raise PreconditionFailed("The item changed since the ETag in If-Match was issued.") from None
+        raise NotFound("No such item.") from None
+    _hook(resource, "after_update", doc)
+    return doc
+
+
+def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> None:
+    """Delete through MongoEngine (delete rules, signals); compare-and-set when ``conditional``."""
+    doc = resource.doc_cls._from_son(raw)
+    _hook(resource, "before_delete", doc)
+    query = {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})}
+    try:
+        deleted = resource.doc_cls.objects(__raw__=query).delete()
+    except OperationError as exc:
+        if "refers to it" in str(exc):
+            raise Conflict(f"Other documents refer to this one: {exc}") from None
+        raise
+    if not deleted:
+        if conditional:
+            raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
+        raise NotFound("No such item.")
+    _hook(resource, "after_delete", doc)
+
+
+# ---------------------------------------------------------------- _bulk
+
+
+@dataclasses.dataclass
+class Operation:
+    index: int
+    op: str
+    doc: Any = None
+    pk: Any = None
+    request: Any = None
+
+
+def plan_bulk(
+    resource: Resource, body: Any, merge: Callable[[Any, Any], Any], encode: Callable[[Any], Any]
+) -> tuple[list[Operation], bool]:
+    """Parse and validate a ``_bulk`` body; every operation is checked before anything is written.
+
+    ``merge`` applies a merge patch; ``encode`` gives a raw document's representation.
+    Raises :class:`InputError` with errors keyed by operation index.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("operations"), list):
+        raise InputError({"operations": 'expected {"operations": [...], "ordered": true|false}'})
+    ordered = body.get("ordered", True)
+    if not isinstance(ordered, bool):
+        raise InputError({"ordered": "must be true or false"})
+    operations = body["operations"]
+    if not 1 <= len(operations) <= 1000:
+        raise InputError({"operations": "between 1 and 1000 operations"})
+    plan: list[Operation] = []
+    errors: dict[str, Any] = {}
+    pks: dict[int, Any] = {}
+    for index, spec in enumerate(operations):
+        op = spec.get("op") if isinstance(spec, dict) else None
+        if op not in ("insert", "update", "replace", "delete"):
+            errors[str(index)] = {"op": "must be insert, update, replace or delete"}
+        elif op != "insert":
+            try:
+                pks[index] = pk_value(resource.doc_cls, str(spec.get("id")))
+            except (ValueError, TypeError):
+                errors[str(index)] = {"id": "not a valid id for this resource"}
+    stored = {
+        raw["_id"]: dict(raw)
+        for raw in resource.collection().find({"$and": [resource.base_filter(), {"_id": {"$in": list(pks.values())}}]})
+    }
+    for index, spec in enumerate(operations):
+        if str(index) in errors:
+            continue
+        op = spec["op"]
+        try:
+            if op == "insert":
+                plan.append(Operation(index, op, doc=build(resource, spec.get("document"))))
+                continue
+            raw = stored.get(pks[index])
+            if raw is None:
+                errors[str(index)] = {"id": "no such item"}
+                continue
+            if op == "delete":
+                plan.append(Operation(index, op, pk=pks[index], doc=resource.doc_cls._from_son(raw)))
+                continue
+            representation = encode(raw)
+            key = "patch" if op == "update" else "document"
+            if not isinstance(spec.get(key), dict):
+                raise InputError({key: "must be a JSON object"})
+            target = merge(representation, spec[key]) if op == "update" else spec[key]
+            doc = apply(resource, raw, target, representation)
+            plan.append(Operation(index, op, doc=doc, pk=pks[index], request=raw))
+        except InputError as exc:
+            errors[str(index)] = exc.errors
+    docs = [o.doc for o in plan if o.op != "delete"]
+    if docs and not errors:
+        try:
+            validate(docs)
+        except InputError as exc:
+            failed = exc.errors if len(docs) > 1 else {"0": exc.errors}
+            writes = [o for o in plan if o.op != "delete"]
+            errors.update({str(writes[int(i)].index): e for i, e in failed.items()})
+    deny = _denied_deletes(resource, [o for o in plan if o.op == "delete"])
+    errors.update(deny)
+    if errors:
+        raise InputError(dict(sorted(errors.items(), key=lambda kv: int(kv[0]))))
+    return plan, ordered
+
+
+def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, Any]:
+    """Deletes refused by delete rules (``bulk_write`` bypasses MongoEngine's rule handling)."""
+    rules = resource.doc_cls._meta.get("delete_rules") or {}
+    if not deletes or not rules:
+        return {}
+    errors: dict[str, Any] = {}
+    for (ref_cls, field_name), rule in rules.items():
+        if rule != mongoengine.DENY:
+            for op in deletes:
+                errors[str(op.index)] = {"id": "has delete rules that need DELETE on the item"}
+            continue
+        referenced = {
+            getattr(getattr(d, field_name), "pk", getattr(d, field_name))
+            for d in ref_cls.objects(**{f"{field_name}__in": [op.pk for op in deletes]}).only(field_name)
+        }
+        for op in deletes:
+            if op.pk in referenced:
+                errors[str(op.index)] = {"id": f"{ref_cls.__name__}.{field_name} refers to it"}
+    return errors
+
+
+def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[dict[str, Any]]:
+    """Execute a validated plan in one ``bulk_write``; returns per-operation results."""
+    for op in plan:
+        _hook(resource, {"insert": "before_create", "delete": "before_delete"}.get(op.op, "before_update"), op.doc)
+    _assign_ids([op.doc for op in plan if op.op == "insert"])
+    requests: list[Any] = []
+    positions: list[int] = []  # plan position of each request (unchanged updates send nothing)
+    base = resource.base_filter()
+    for position, op in enumerate(plan):
+        request: InsertOne[Any] | DeleteOne | UpdateOne
+        if op.op == "insert":
+            request = InsertOne(op.doc.to_mongo())
+        elif op.op == "delete":
+            request = DeleteOne({"$and": [base, {"_id": op.pk}]})
+        else:
+            update = op.doc._get_update_doc()
+            if not update:
+                continue
+            request = UpdateOne({"$and": [base, {"_id": op.pk}]}, update)
+        requests.append(request)
+        positions.append(position)
+    failed: dict[int, dict[str, Any]] = {}
+    executed = len(plan)
+    try:
+        if requests:
+            resource.collection().bulk_write(requests, ordered=ordered)
+    except BulkWriteError as exc:
+        for error in exc.details.get("writeErrors", []):
+            status = 409 if error.get("code") in (11000, 11001) else 422
+            failed[positions[error["index"]]] = {"status": status, "error": error.get("errmsg", "write failed")}
+        if ordered and failed:
+            executed = min(failed)
+    results: list[dict[str, Any]] = []
+    status_ok = {"insert": 201, "update": 200, "replace": 200, "delete": 204}
+    for position, op in enumerate(plan):
+        result: dict[str, Any] = {"index": op.index, "op": op.op, "id": str(op.doc.pk if op.doc else op.pk)}
+        if position in failed:
+            result.update(failed[position])
+        elif position > executed:
+            result["status"] = None  # not attempted: an earlier operation of an ordered batch failed
+        else:
+            result["status"] = status_ok[op.op]
+            _hook(resource, {"insert": "after_create", "delete": "after_delete"}.get(op.op, "after_update"), op.doc)
+        results.append(result)
+    return results

@@ -1,0 +1,79 @@
+"""Smoke test of the REST API through real gunicorn workers on the real database server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.e2e.test_gunicorn import gunicorn
+
+APP = "restengine.wsgi:app"
+DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
+
+
+def call(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One request on a fresh connection; the JSON body decoded (None when empty)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    all_headers = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=data, headers=all_headers)
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def relative(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def test_crud_filters_and_cursor_walk_through_gunicorn(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_SECRET_KEY": "e2e-secret"}
+    with gunicorn(tmp_path, env, app=APP) as (port, log):
+        first = {"code": "GUN001", "name": "Gun One", "email": "gun1@example.com", "tags": ["e2e"]}
+        status, headers, body = call(port, "POST", "/api/customers", first)
+        assert status == 201, body
+        assert headers["location"].endswith("/api/customers/GUN001") and body["id"] == "GUN001"
+        others = [
+            {"code": f"GUN00{i}", "name": f"Gun {name}", "email": f"gun{i}@example.com"}
+            for i, name in [(2, "Two"), (3, "Three"), (4, "Four")]
+        ]
+        status, _, body = call(port, "POST", "/api/customers", others)
+        assert status == 201 and len(body["items"]) == 3, body
+        status, _, body = call(port, "POST", "/api/customers", {"code": "OTH001", "name": "Other"})
+        assert status == 201, body
+
+        status, headers, body = call(port, "GET", "/api/customers/GUN001")
+        assert status == 200 and body["name"] == "Gun One" and body["tags"] == ["e2e"]
+        etag = headers["etag"]
+
+        status, _, page = call(port, "GET", "/api/customers?name__startswith=Gun&sort=name&limit=2")
+        assert status == 200 and len(page["items"]) == 2 and page["next"], page
+        status, _, second = call(port, "GET", relative(page["next"]))
+        assert status == 200 and second["next"] is None, second
+        walked = [item["id"] for item in page["items"] + second["items"]]
+        assert walked == ["GUN004", "GUN001", "GUN003", "GUN002"], "Four, One, Three, Two"
+
+        patch_headers = {"Content-Type": "application/merge-patch+json", "If-Match": etag}
+        status, headers, body = call(port, "PATCH", "/api/customers/GUN001", {"name": "Gun Uno"}, patch_headers)
+        assert status == 200 and body["name"] == "Gun Uno", body
+        assert headers["etag"] != etag
+        status, headers, body = call(port, "PATCH", "/api/customers/GUN001", {"name": "Late"}, patch_headers)
+        assert status == 412 and headers["content-type"] == "application/problem+json", body
+
+        status, _, body = call(port, "DELETE", "/api/customers/GUN001")
+        assert status == 204 and body is None
+        status, headers, _ = call(port, "GET", "/api/customers/GUN001")
+        assert status == 404 and headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in log.read_text()

@@ -1,0 +1,204 @@
+"""Shared pieces of the HTTP contract tests: the app, seed data, checks and a command counter.
+
+The command listener is registered with PyMongo when this module is imported
+(at test collection), so every client an app builds later reports to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from mongoengine.base import BaseDocument
+from mongoengine.base.common import _document_registry
+from pymongo import monitoring
+from werkzeug.test import TestResponse
+
+import restengine.db
+from restengine import create_app
+from restengine.documents import load_documents
+from restengine.indexes import create_indexes
+from tests import legacy_models
+from tests.legacy_models import Address, Customer, Order, OrderLine, Product
+
+ALL_DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
+PROBLEM_KEYS = {"type", "title", "status", "detail"}
+READS = frozenset({"find", "aggregate", "count", "getMore"})
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts commands started against one database while :meth:`counting` is active."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._database: str | None = None
+        self.names: list[str] = []
+
+    @contextmanager
+    def counting(self, database: str) -> Iterator[list[str]]:
+        with self._lock:
+            self._database, self.names = database, []
+        try:
+            yield self.names
+        finally:
+            with self._lock:
+                self._database = None
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        with self._lock:
+            if self._database is not None and event.database_name == self._database:
+                self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+COMMANDS = CommandCounter()
+monitoring.register(COMMANDS)
+
+
+def reads(names: list[str]) -> list[str]:
+    return [name for name in names if name in READS]
+
+
+def make_app(mongodb_uri: str, documents: str = ALL_DOCUMENTS) -> Flask:
+    return create_app(
+        {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": documents, "RESTENGINE_SECRET_KEY": "test-secret"}
+    )
+
+
+@contextmanager
+def legacy_registry() -> Iterator[None]:
+    """Make MongoEngine resolve ``_cls`` names to the classes of ``tests.legacy_models``.
+
+    ``tests.legacy_models_for_discovery`` (imported by the unit tests in the
+    same session) defines another ``Shape``/``Shape.Circle``; MongoEngine keeps
+    one class per name, the last defined, and loads ``_cls`` through it.
+    Connect and disconnect inside this block: ``mongoengine.disconnect``
+    resets the cached collection of registered classes only.
+    """
+    ours = {
+        cls._class_name: cls
+        for cls in vars(legacy_models).values()
+        if isinstance(cls, type) and issubclass(cls, BaseDocument) and cls.__module__ == legacy_models.__name__
+    }
+    saved = {name: _document_registry[name] for name in ours if name in _document_registry}
+    _document_registry.update(ours)
+    try:
+        yield
+    finally:
+        _document_registry.update(saved)
+
+
+@contextmanager
+def api_app(mongodb_uri: str, documents: str = ALL_DOCUMENTS) -> Iterator[Flask]:
+    """The real app on a fresh database, with every declared index built."""
+    with legacy_registry():
+        app = make_app(mongodb_uri, documents)
+        try:
+            create_indexes(load_documents(["tests.legacy_models", "restengine.demo.bookstore"]))
+            yield app
+        finally:
+            restengine.db.close_all()
+
+
+def database_name() -> str:
+    return str(restengine.db.get_database().name)
+
+
+def raw(collection: str, pk: Any) -> dict[str, Any]:
+    """The stored document, read with PyMongo (db_field names, BSON types)."""
+    found = restengine.db.get_database()[collection].find_one({"_id": pk})
+    assert found is not None, f"{collection}/{pk!r} is not stored"
+    return dict(found)
+
+
+def stored_keys(doc_cls: type[Any]) -> set[str]:
+    """The top-level keys MongoEngine itself may write for ``doc_cls`` (``_cls`` only when inheriting)."""
+    keys = {field.db_field for name, field in doc_cls._fields.items() if name != "_cls"}
+    if doc_cls._meta.get("allow_inheritance"):
+        keys.add("_cls")
+    return keys
+
+
+def problem(response: TestResponse, status: int, param: str | None = None) -> dict[str, Any]:
+    """Check a problem+json answer; with ``param``, that its ``errors`` name that parameter or field."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert set(body) >= PROBLEM_KEYS, body
+    assert body["status"] == status
+    if param is not None:
+        assert isinstance(body.get("errors"), dict) and param in body["errors"], body
+    return dict(body)
+
+
+def ok(response: TestResponse, status: int = 200) -> Any:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    return response.get_json()
+
+
+def items(client: FlaskClient, url: str) -> list[dict[str, Any]]:
+    return list(ok(client.get(url))["items"])
+
+
+def ids(client: FlaskClient, url: str) -> list[str]:
+    return [item["id"] for item in items(client, url)]
+
+
+def parse_time(value: str) -> datetime:
+    assert isinstance(value, str) and value.endswith("Z"), value
+    return datetime.fromisoformat(value[:-1] + "+00:00")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def strong_etag(response: TestResponse) -> str:
+    etag = response.headers.get("ETag")
+    assert etag and etag.startswith('"') and etag.endswith('"') and len(etag) > 2, etag
+    return etag
+
+
+# Seed data, written through the legacy classes themselves.
+
+
+def customer(code: str, name: str, **fields: Any) -> Customer:
+    fields.setdefault("email", f"{code.lower()}@example.com")
+    return Customer(code=code, name=name, **fields).save()
+
+
+def product(name: str, price: str, **fields: Any) -> Product:
+    return Product(name=name, price=Decimal(price), **fields).save()
+
+
+def order(buyer: Customer, *lines: tuple[Product, int], **fields: Any) -> Order:
+    order_lines = [OrderLine(product=p, quantity=q, unit_price=p.price) for p, q in lines]
+    return Order(customer=buyer, lines=order_lines, **fields).save()
+
+
+def shop() -> tuple[Customer, Product, Order]:
+    """One customer with one order of two pens, shipped to Lyon."""
+    ada = customer("ABC123", "Ada", joined=datetime(2024, 1, 2, 3, 4, 5), tags=["vip"])
+    pen = product("Pen", "12.50", blob=b"\xfb\xff\xbf")
+    placed = order(ada, (pen, 2), shipping=Address(street="1 rue Neuve", city="Lyon", country="FR"))
+    return ada, pen, placed
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+UTC_2024 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
