@@ -184,3 +184,48 @@ def test_sigint_leaves_no_process_behind(tmp_path: Path) -> None:
     assert [port for port in stack.all_ports() if port_open("127.0.0.1", port)] == []
     leftover = subprocess.run(["pgrep", "-f", str(stack.data_dir)], capture_output=True, text=True).stdout.split()
     assert leftover == []
+
+
+def _request(port: int, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> tuple[
+    int, dict[str, str], bytes
+]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        conn.request(method, path, body=data, headers=all_headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_api_through_nginx(stack: UpStack) -> None:
+    status, headers, body = get(stack.http, "/api/books?tags=history&limit=100&expand=author&sort=-price")
+    assert status == 200, body[:300]
+    assert len(body) > 2 * 16 * 1024, "spans several of nginx's 16k proxy buffers and arrives whole"
+    page = json.loads(body)
+    assert len(page["items"]) == 100 and isinstance(page["items"][0]["author"], dict)
+    next_url = page["next"]
+    assert next_url.startswith(f"http://127.0.0.1:{stack.http}/api/books?"), "absolute links name the proxy"
+    assert headers["link"] == f'<{next_url}>; rel="next"'
+    second_status, _, second_body = get(stack.http, next_url.split(str(stack.http), 1)[1])
+    assert second_status == 200, second_body[:500]
+    second = json.loads(second_body)
+    assert not {i["id"] for i in second["items"]} & {i["id"] for i in page["items"]}
+
+    author = page["items"][0]["author"]["id"]
+    new = {"title": "Through nginx", "isbn": "9781111111116", "author": author, "price": "3.50"}
+    status, headers, body = _request(stack.http, "POST", "/api/books", new)
+    assert status == 201, body
+    location = headers["location"]
+    assert location.startswith(f"http://127.0.0.1:{stack.http}/api/books/")
+    item_path = location.split(str(stack.http), 1)[1]
+    etag = headers["etag"]
+    patch = {"Content-Type": "application/merge-patch+json", "If-Match": etag}
+    assert _request(stack.http, "PATCH", item_path, {"price": "4.00"}, patch)[0] == 200
+    assert _request(stack.http, "PATCH", item_path, {"price": "5.00"}, patch)[0] == 412, "stale ETag"
+    assert _request(stack.http, "DELETE", item_path)[0] == 204
+    assert get(stack.http, item_path)[0] == 404

@@ -6,9 +6,8 @@ The command listener is registered with PyMongo when this module is imported
 
 from __future__ import annotations
 
-import base64
+import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from tests.legacy_models import Address, Customer, Order, OrderLine, Product
 ALL_DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 READS = frozenset({"find", "aggregate", "count", "getMore"})
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -140,8 +140,15 @@ def problem(response: TestResponse, status: int, param: str | None = None) -> di
     assert set(body) >= PROBLEM_KEYS, body
     assert body["status"] == status
     if param is not None:
-        assert isinstance(body.get("errors"), dict) and param in body["errors"], body
+        assert names(body.get("errors"), param), body
     return dict(body)
+
+
+def names(errors: Any, field: str) -> bool:
+    """Whether ``errors`` (keyed by parameter or field) names ``field``, or a path inside it (``lines.0.product``)."""
+    if not isinstance(errors, dict):
+        return False
+    return any(key == field or key.startswith((f"{field}.", f"{field}__", f"{field}[")) for key in map(str, errors))
 
 
 def ok(response: TestResponse, status: int = 200) -> Any:
@@ -157,13 +164,17 @@ def ids(client: FlaskClient, url: str) -> list[str]:
     return [item["id"] for item in items(client, url)]
 
 
+def patch(client: FlaskClient, path: str, body: Any, content_type: str = MERGE_PATCH, **kwargs: Any) -> TestResponse:
+    return client.patch(path, data=json.dumps(body), content_type=content_type, **kwargs)
+
+
+def stored_count(collection: str) -> int:
+    return int(restengine.db.get_database()[collection].count_documents({}))
+
+
 def parse_time(value: str) -> datetime:
     assert isinstance(value, str) and value.endswith("Z"), value
     return datetime.fromisoformat(value[:-1] + "+00:00")
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def strong_etag(response: TestResponse) -> str:
@@ -197,8 +208,14 @@ def shop() -> tuple[Customer, Product, Order]:
     return ada, pen, placed
 
 
-def new_uuid() -> str:
-    return str(uuid.uuid4())
+def new_customer(**fields: Any) -> dict[str, Any]:
+    """A valid customer body for POST."""
+    return {"code": "NEW001", "name": "Nia", "email": "nia@example.com", **fields}
+
+
+def order_body(sku: str, **fields: Any) -> dict[str, Any]:
+    """A valid order body for POST/PUT: one line of ``sku`` for customer ABC123."""
+    return {"customer": "ABC123", "lines": [{"product": sku, "quantity": 1, "unit_price": "1.00"}], **fields}
 
 
 UTC_2024 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)

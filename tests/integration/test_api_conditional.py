@@ -13,10 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.integration.api_helpers import api_app, customer, ok, problem, raw, shop, strong_etag
+from tests.integration.api_helpers import MERGE_PATCH, api_app, customer, ok, problem, raw, shop, strong_etag
 from tests.legacy_models import Customer
-
-MERGE_PATCH = "application/merge-patch+json"
 
 
 @pytest.fixture

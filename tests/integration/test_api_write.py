@@ -1,4 +1,4 @@
-"""Writing through HTTP: POST, PUT, PATCH and DELETE, validated by the legacy Documents themselves."""
+"""Creating through HTTP (POST), validated by the legacy Documents themselves, and malformed requests."""
 
 from __future__ import annotations
 
@@ -14,25 +14,26 @@ from bson import ObjectId
 from flask import Flask
 from flask.testing import FlaskClient
 
-import restengine.db
 from tests.integration.api_helpers import (
     COMMANDS,
     UTC_2024,
     api_app,
-    customer,
     database_name,
     ids,
+    names,
+    new_customer,
     ok,
+    order_body,
     parse_time,
+    patch,
     problem,
     raw,
     shop,
+    stored_count,
     stored_keys,
     strong_etag,
 )
 from tests.legacy_models import Comment, Customer, Order, Product
-
-MERGE_PATCH = "application/merge-patch+json"
 
 
 @pytest.fixture
@@ -44,14 +45,6 @@ def app(mongodb_uri: str) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def patch(client: FlaskClient, path: str, body: Any, content_type: str = MERGE_PATCH, **kwargs: Any) -> Any:
-    return client.patch(path, data=json.dumps(body), content_type=content_type, **kwargs)
-
-
-def new_customer(**fields: Any) -> dict[str, Any]:
-    return {"code": "NEW001", "name": "Nia", "email": "nia@example.com", **fields}
 
 
 # POST
@@ -135,10 +128,6 @@ def test_post_an_array_with_one_invalid_item_inserts_nothing(client: FlaskClient
     assert Customer.objects.count() == 0
 
 
-def _order(sku: str, **fields: Any) -> dict[str, Any]:
-    return {"customer": "ABC123", "lines": [{"product": sku, "quantity": 1, "unit_price": "1.00"}], **fields}
-
-
 INVALID: list[tuple[str, str, Any, str]] = [
     ("missing name", "/api/customers", {"code": "NEW001"}, "name"),
     ("email", "/api/customers", new_customer(email="not-an-email"), "email"),
@@ -150,14 +139,14 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("missing price", "/api/products", {"name": "P"}, "price"),
     ("price not a number", "/api/products", {"name": "P", "price": "cheap"}, "price"),
     ("blob not base64", "/api/products", {"name": "P", "price": "1", "blob": "not base64!"}, "blob"),
-    ("choices", "/api/orders", _order("{sku}", status="lost"), "status"),
-    ("max_length", "/api/orders", _order("{sku}", note="x" * 201), "note"),
-    ("quantity below min", "/api/orders", _order("{sku}") | {"lines": [{"product": "{sku}", "quantity": 0}]}, "lines"),
-    ("quantity not int", "/api/orders", _order("{sku}") | {"lines": [{"product": "{sku}", "quantity": "x"}]}, "lines"),
-    ("no such customer", "/api/orders", _order("{sku}", customer="ZZZ999"), "customer"),
-    ("malformed customer", "/api/orders", _order("{sku}", customer="abc"), "customer"),
-    ("no such product", "/api/orders", _order(str(uuid.UUID(int=1))), "lines"),
-    ("embedded db_field", "/api/orders", _order("{sku}", shipping={"c": "Lyon"}), "shipping"),
+    ("choices", "/api/orders", order_body("{sku}", status="lost"), "status"),
+    ("max_length", "/api/orders", order_body("{sku}", note="x" * 201), "note"),
+    ("quantity below min", "/api/orders", order_body("{sku}", lines=[{"product": "{sku}", "quantity": 0}]), "lines"),
+    ("quantity not int", "/api/orders", order_body("{sku}", lines=[{"product": "{sku}", "quantity": "x"}]), "lines"),
+    ("no such customer", "/api/orders", order_body("{sku}", customer="ZZZ999"), "customer"),
+    ("malformed customer", "/api/orders", order_body("{sku}", customer="abc"), "customer"),
+    ("no such product", "/api/orders", order_body(str(uuid.UUID(int=1))), "lines"),
+    ("embedded db_field", "/api/orders", order_body("{sku}", shipping={"c": "Lyon"}), "shipping"),
     ("radius below min", "/api/circle", {"name": "c", "radius": -1}, "radius"),
     ("square field on circle", "/api/circle", {"name": "c", "side": 1}, "side"),
     ("no such author", "/api/books", {"title": "T", "author": str(ObjectId())}, "author"),
@@ -173,10 +162,6 @@ COLLECTIONS = {
     "/api/books": "books",
     "/api/comment": "comment",
 }
-
-
-def stored_count(collection: str) -> int:
-    return int(restengine.db.get_database()[collection].count_documents({}))
 
 
 def _fill(value: Any, sku: str) -> Any:
@@ -197,7 +182,7 @@ def test_invalid_creates_are_422_naming_the_field(
 @pytest.mark.parametrize("code", ["abc123", "AB1234", "A"])
 def test_customer_code_must_match_its_pattern(client: FlaskClient, code: str) -> None:
     body = problem(client.post("/api/customers", json=new_customer(code=code)), 422)
-    assert {"code", "id"} & set(body["errors"]), body
+    assert names(body["errors"], "code") or names(body["errors"], "id"), body
     assert Customer.objects.count() == 0
 
 
@@ -220,122 +205,21 @@ def test_duplicate_primary_key_is_409_and_keeps_the_original(client: FlaskClient
     assert Customer.objects.get(code="ABC123").name == "Ada"
 
 
-# PUT
-
-
-def test_put_replaces_the_whole_document(client: FlaskClient) -> None:
-    shop()
-    response = client.put("/api/customers/ABC123", json={"name": "Ada B", "email": "adab@example.com"})
-    body = ok(response)
-    assert body["id"] == "ABC123" and body["name"] == "Ada B"
-    assert body.get("joined") is None and not body.get("tags")
-    strong_etag(response)
-    stored = raw("customers", "ABC123")
-    assert "j" not in stored and not stored.get("tags")
-    assert set(stored) <= stored_keys(Customer)
-
-
-def test_put_defaults_missing_optional_fields(client: FlaskClient) -> None:
-    _, pen, placed = shop()
-    Order.objects(id=placed.id).update(set__status="paid", set__note="ring twice")
-    body = ok(client.put(f"/api/orders/{placed.id}", json=_order(str(pen.sku))))
-    assert body["status"] == "open" and body.get("note") is None and body["total"] == "1.00"
-    stored = raw("orders", placed.id)
-    assert stored["status"] == "open" and "note" not in stored and "shipping" not in stored
-    assert set(stored) <= stored_keys(Order)
-
-
-@pytest.mark.parametrize(("body", "field"), [({"email": "x@example.com"}, "name"), ({"name": "A", "nope": 1}, "nope")])
-def test_put_is_validated_as_a_create(client: FlaskClient, body: dict[str, Any], field: str) -> None:
-    shop()
-    before = raw("customers", "ABC123")
-    problem(client.put("/api/customers/ABC123", json=body), 422, field)
-    assert raw("customers", "ABC123") == before
-
-
-# PATCH
-
-
-@pytest.mark.parametrize("content_type", [MERGE_PATCH, "application/json"])
-def test_patch_merges_and_null_removes(client: FlaskClient, content_type: str) -> None:
-    shop()
-    before = raw("customers", "ABC123")
-    body = ok(patch(client, "/api/customers/ABC123", {"name": "Ada B", "joined": None}, content_type))
-    assert body["name"] == "Ada B" and body.get("joined") is None
-    assert body["email"] == "abc123@example.com" and body["tags"] == ["vip"]
-    stored = raw("customers", "ABC123")
-    assert set(stored) == set(before) - {"j"}
-    assert stored["mail"] == before["mail"] and stored["name"] == "Ada B"
-
-
-def test_patch_merges_nested_objects(client: FlaskClient) -> None:
-    _, _, placed = shop()
-    body = ok(patch(client, f"/api/orders/{placed.id}", {"shipping": {"city": "Paris"}}))
-    assert body["shipping"] == {"street": "1 rue Neuve", "city": "Paris", "country": "FR"}
-    stored = raw("orders", placed.id)
-    assert stored["shipping"] == {"street": "1 rue Neuve", "c": "Paris", "country": "FR"}
-    assert set(stored) <= stored_keys(Order)
-
-
-def test_patch_runs_clean(client: FlaskClient) -> None:
-    _, pen, placed = shop()
-    line = {"product": str(pen.sku), "quantity": 4, "unit_price": "12.50"}
-    assert ok(patch(client, f"/api/orders/{placed.id}", {"lines": [line]}))["total"] == "50.00"
-    assert Order.objects.get(id=placed.id).total == Decimal("50.00")
-
-
 @pytest.mark.parametrize(
-    ("path", "body", "field"),
+    "body",
     [
-        ("/api/customers/ABC123", {"name": None}, "name"),
-        ("/api/customers/ABC123", {"nope": 1}, "nope"),
-        ("/api/customers/ABC123", {"mail": "x@example.com"}, "mail"),
-        ("/api/customers/ABC123", {"email": "not-an-email"}, "email"),
-        ("/api/orders/{order}", {"status": "lost"}, "status"),
-        ("/api/orders/{order}", {"shipping": {"c": "Paris"}}, "shipping"),
+        new_customer(name={"$gt": ""}),
+        new_customer(**{"$where": "1"}),
+        new_customer(**{"tags.0": "x"}),
+        new_customer(**{"_id": "ZZZ999"}),
+        new_customer(tags=[{"$ne": None}]),
     ],
+    ids=["operator value", "operator key", "dotted key", "_id", "operator in list"],
 )
-def test_invalid_patches_are_422_and_change_nothing(
-    client: FlaskClient, path: str, body: dict[str, Any], field: str
-) -> None:
-    _, _, placed = shop()
-    path = path.replace("{order}", str(placed.id))
-    before = raw("customers", "ABC123"), raw("orders", placed.id)
-    problem(patch(client, path, body), 422, field)
-    assert (raw("customers", "ABC123"), raw("orders", placed.id)) == before
-
-
-def test_patch_emptying_lines_is_refused_by_clean(client: FlaskClient) -> None:
-    _, _, placed = shop()
-    before = raw("orders", placed.id)
-    body = problem(patch(client, f"/api/orders/{placed.id}", {"lines": []}), 422)
-    assert "an order needs at least one line" in json.dumps(body)
-    assert raw("orders", placed.id) == before
-
-
-@pytest.mark.parametrize("body", [[1, 2], "name", 42])
-def test_patch_with_a_non_object_is_a_client_error(client: FlaskClient, body: Any) -> None:
-    shop()
-    response = patch(client, "/api/customers/ABC123", body)
-    assert response.status_code in (400, 422)
-    problem(response, response.status_code)
-
-
-# DELETE
-
-
-def test_delete_is_204_then_404(client: FlaskClient) -> None:
-    customer("DEF456", "Dee")
-    response = client.delete("/api/customers/DEF456")
-    assert response.status_code == 204 and response.get_data() == b""
-    problem(client.get("/api/customers/DEF456"), 404)
-    problem(client.delete("/api/customers/DEF456"), 404)
-
-
-def test_deleting_a_customer_with_orders_is_409(client: FlaskClient) -> None:
-    shop()
-    problem(client.delete("/api/customers/ABC123"), 409)
-    assert Customer.objects(code="ABC123").count() == 1
+def test_operators_and_stored_names_in_bodies_are_refused(client: FlaskClient, body: dict[str, Any]) -> None:
+    response = client.post("/api/customers", json=body)
+    problem(response, 422)
+    assert stored_count("customers") == 0
 
 
 # Request mistakes

@@ -195,3 +195,12 @@ def test_apps_get_longer_to_stop_than_gunicorn_waits_for_requests(
     graceful = _gunicorn_settings(repo_root)["graceful_timeout"]
     for app in APPS:
         assert _duration(services[app]["stop_grace_period"]) > graceful, app
+
+
+def test_apps_require_a_shared_secret_key() -> None:
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    for name in ("app1", "app2"):
+        value = compose["services"][name]["environment"]["RESTENGINE_SECRET_KEY"]
+        assert value.startswith("${RESTENGINE_SECRET_KEY:?"), "required, never a default baked into the file"

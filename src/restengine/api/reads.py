@@ -15,7 +15,7 @@ from typing import Any
 from bson import DBRef
 
 from restengine.api.codec import decode_document
-from restengine.api.model import FieldPath, UnknownField
+from restengine.api.model import FieldPath, UnknownField, conjunction
 from restengine.api.resource import Resource
 from restengine.errors import InvalidParameter
 
@@ -76,7 +76,7 @@ def get_item(
     resource: Resource, pk: Any, fields: frozenset[str], expansions: Sequence[Expansion] = ()
 ) -> dict[str, Any] | None:
     """The item with primary key ``pk``, or ``None``."""
-    query = {"$and": [resource.base_filter(), {"_id": pk}]}
+    query = conjunction(resource.base_filter(), {"_id": pk})
     raw = resource.collection().find_one(query, resource.projection_for(fields))
     if raw is None:
         return None
@@ -101,21 +101,21 @@ def list_page(
     ``count`` is ``"exact"`` or ``"estimated"`` (the collection's metadata count,
     used only when nothing narrows the query; otherwise it is exact).
     """
-    clauses = [c for c in (resource.base_filter(), filters) if c]
+    narrowed = conjunction(resource.base_filter(), filters)
     projection = resource.projection_for(fields)
     for key, _ in sort:
         projection.setdefault(key, 1)  # the cursor needs the sort values
-    query = {"$and": [*clauses, after]} if after else {"$and": clauses} if clauses else {}
+    query = conjunction(narrowed, after)
     raws = list(resource.collection().find(query, projection, sort=sort, limit=limit + 1))
     has_more = len(raws) > limit
     raws = raws[:limit]
     items = [decode(resource, raw, fields) for raw in raws]
     _expand(raws, items, expansions)
     total = None
-    if count == "estimated" and not clauses:
+    if count == "estimated" and not narrowed:
         total = resource.collection().estimated_document_count()
     elif count is not None:
-        total = resource.collection().count_documents({"$and": clauses} if clauses else {})
+        total = resource.collection().count_documents(narrowed)
     return Page(items, raws[-1] if raws else None, has_more, total)
 
 
@@ -158,7 +158,7 @@ def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions:
             continue
         target = expansion.target
         found = target.collection().find(
-            {"$and": [target.base_filter(), {"_id": {"$in": list(ids)}}]}, target.projection
+            conjunction(target.base_filter(), {"_id": {"$in": list(ids)}}), target.projection
         )
         by_id = {str(raw["_id"]): decode(target, raw, target.exposed) for raw in found}
         for item in items:

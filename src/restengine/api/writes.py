@@ -23,7 +23,7 @@ from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from restengine.api.codec import input_values, pk_value
-from restengine.api.model import pk_name
+from restengine.api.model import conjunction, pk_name
 from restengine.api.resource import Resource
 from restengine.errors import InputError, Problem
 
@@ -254,7 +254,7 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
 
 def current(resource: Resource, pk: Any) -> dict[str, Any]:
     """The stored document, whole (a write compares against all of it); :class:`NotFound` if absent."""
-    raw = resource.collection().find_one({"$and": [resource.base_filter(), {"_id": pk}]})
+    raw = resource.collection().find_one(conjunction(resource.base_filter(), {"_id": pk}))
     if raw is None:
         raise NotFound("No such item.")
     return dict(raw)
@@ -375,7 +375,7 @@ def plan_bulk(
                 errors[str(index)] = {"id": "not a valid id for this resource"}
     stored = {
         raw["_id"]: dict(raw)
-        for raw in resource.collection().find({"$and": [resource.base_filter(), {"_id": {"$in": list(pks.values())}}]})
+        for raw in resource.collection().find(conjunction(resource.base_filter(), {"_id": {"$in": list(pks.values())}}))
     }
     for index, spec in enumerate(operations):
         if str(index) in errors:
@@ -450,12 +450,12 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
         if op.op == "insert":
             request = InsertOne(op.doc.to_mongo())
         elif op.op == "delete":
-            request = DeleteOne({"$and": [base, {"_id": op.pk}]})
+            request = DeleteOne(conjunction(base, {"_id": op.pk}))
         else:
             update = op.doc._get_update_doc()
             if not update:
                 continue
-            request = UpdateOne({"$and": [base, {"_id": op.pk}]}, update)
+            request = UpdateOne(conjunction(base, {"_id": op.pk}), update)
         requests.append(request)
         positions.append(position)
     failed: dict[int, dict[str, Any]] = {}
