@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.integration.api_helpers import api_app, customer, ok, problem, raw, shop, stored_keys
+from tests.integration.api_helpers import customer, ok, problem, raw, shop, stored_keys
 from tests.legacy_models import Customer, Order, Product
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
 
 NIA = {"code": "NEW001", "name": "Nia", "email": "nia@example.com"}
 

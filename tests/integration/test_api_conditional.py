@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,19 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.integration.api_helpers import MERGE_PATCH, api_app, customer, ok, problem, raw, shop, strong_etag
+from tests.integration.api_helpers import MERGE_PATCH, customer, ok, problem, raw, shop, strong_etag
 from tests.legacy_models import Customer
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.mark.parametrize("path", ["/api/customers/ABC123", "/api/customers", "/api/orders?sort=-placed&limit=5"])

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.integration.api_helpers import api_app, customer, ok, order, problem, product
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+from tests.integration.api_helpers import customer, ok, order, problem, product
 
 
 def walk(client: FlaskClient, url: str, between_pages: Callable[[int], None] | None = None) -> list[list[str]]:

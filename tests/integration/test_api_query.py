@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import quote
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.integration.api_helpers import api_app, customer, ids, items, ok, order, problem, product
+from tests.integration.api_helpers import customer, ids, items, ok, order, problem, product
 from tests.legacy_models import Address, Circle, Square
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.fixture

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from bson import ObjectId
-from flask import Flask
 from flask.testing import FlaskClient
 
 from restengine.demo.bookstore import Author, Book
 from tests.integration.api_helpers import (
     COMMANDS,
     UTC_2024,
-    api_app,
     customer,
     database_name,
     ids,
@@ -33,17 +30,6 @@ from tests.integration.api_helpers import (
 from tests.legacy_models import Circle, Comment, Square
 
 RESOURCES = {"books", "author", "customers", "products", "orders", "shapes", "circle", "square", "comment"}
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def test_index_lists_every_resource_with_absolute_urls(client: FlaskClient) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.integration.api_helpers import (
     MERGE_PATCH,
-    api_app,
     customer,
     ok,
     order_body,
@@ -25,18 +22,6 @@ from tests.integration.api_helpers import (
     strong_etag,
 )
 from tests.legacy_models import Circle, Customer, Order
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
 
 # PUT
 

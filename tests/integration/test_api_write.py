@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.integration.api_helpers import (
     COMMANDS,
     UTC_2024,
-    api_app,
     database_name,
     ids,
     names,
@@ -34,18 +31,6 @@ from tests.integration.api_helpers import (
     strong_etag,
 )
 from tests.legacy_models import Comment, Customer, Order, Product
-
-
-@pytest.fixture
-def app(mongodb_uri: str) -> Iterator[Flask]:
-    with api_app(mongodb_uri) as app:
-        yield app
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
 
 # POST
 

@@ -127,11 +127,12 @@ def _references(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str,
                 found.append((path, element["_ref"]))
             elif isinstance(element, mongoengine.EmbeddedDocument):
                 found += _references(element, path)
-            elif isinstance(element, mongoengine.Document) and isinstance(
-                field, (mf.ReferenceField, mf.GenericReferenceField, mf.ListField)
+            elif (
+                isinstance(element, mongoengine.Document)
+                and isinstance(field, (mf.ReferenceField, mf.GenericReferenceField, mf.ListField))
+                and element.pk is not None
             ):
-                if element.pk is not None:
-                    found.append((path, DBRef(element._get_collection_name(), element.pk)))
+                found.append((path, DBRef(element._get_collection_name(), element.pk)))
     return found
 
 
