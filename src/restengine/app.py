@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from restengine import db, errors, health, redisconn, requestid
+from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
 from restengine.config import load_settings, require_secret
 from restengine.jsonresp import json_response
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in settings.documents:
         api.register_module(module)
     redisconn.init_app(app, settings)
+    cache.init_app(app, settings)
     app.register_blueprint(index_bp)
     app.register_blueprint(health.bp)
 

@@ -212,6 +212,30 @@ class Settings:
         "pythonlegacy",
         "How UUIDs are stored: MongoEngine's own default is pythonLegacy; match what your data holds.",
     )
+    cache_ttl: int = _spec(
+        "RESTENGINE_CACHE_TTL",
+        _int,
+        60,
+        "Seconds a cached GET stays fresh (per-resource option cache_ttl overrides); 0 turns the cache off.",
+    )
+    cache_stale_ttl: int = _spec(
+        "RESTENGINE_CACHE_STALE_TTL",
+        _int,
+        30,
+        "Seconds after the TTL during which an entry no write invalidated may be served while one request rebuilds it.",
+    )
+    cache_lock_wait_ms: int = _spec(
+        "RESTENGINE_CACHE_LOCK_WAIT_MS",
+        _int,
+        1000,
+        "How long concurrent misses of one key wait for the request rebuilding it before querying themselves.",
+    )
+    cache_breaker_seconds: int = _spec(
+        "RESTENGINE_CACHE_BREAKER_SECONDS",
+        lambda n, v: _int(n, v, 1),
+        5,
+        "After 3 Redis failures in a row, how long the cache is bypassed before Redis is tried again.",
+    )
     max_body_bytes: int = _spec(
         "RESTENGINE_MAX_BODY_BYTES",
         lambda n, v: _int(n, v, 1),
@@ -222,6 +246,11 @@ class Settings:
     @property
     def max_pool_size(self) -> int:
         return self.pool_max if self.pool_max is not None else self.threads + 2
+
+    def database_name(self) -> str:
+        """The database the URI names, else ``restengine``."""
+        path = urlsplit(self.database_uri()).path.strip("/")
+        return path or DEFAULT_DATABASE
 
     def database_uri(self, default_port: int | None = None) -> str:
         """The URI to connect to: ``mongodb_uri``, else the embedded server's."""

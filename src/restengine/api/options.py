@@ -33,6 +33,10 @@ class ResourceOptions:
       scalar field.
     - ``default_limit`` / ``max_limit``: page sizes.
     - ``methods``: HTTP methods allowed on the resource (GET is always allowed).
+    - ``cache_ttl``: seconds GET responses stay fresh in the shared cache
+      (``None``: ``RESTENGINE_CACHE_TTL``; ``0``: never cached);
+      ``cache_control``: the ``Cache-Control`` sent with GET responses
+      (default ``no-cache``: clients revalidate with the ETag and get 304s).
     - hooks: called with the Document: ``before_*`` after validation and before
       the write (raise to refuse it), ``after_*`` after the write succeeded.
     """
@@ -46,6 +50,8 @@ class ResourceOptions:
     default_limit: int = 25
     max_limit: int = 100
     methods: Sequence[str] = METHODS
+    cache_ttl: int | None = None
+    cache_control: str = "no-cache"
     before_create: Hook | None = None
     after_create: Hook | None = None
     before_update: Hook | None = None

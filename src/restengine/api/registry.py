@@ -12,6 +12,8 @@ from restengine import db
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
 from restengine.api.views import ALL_METHODS, Views
+from restengine.cache import EXTENSION as CACHE_EXTENSION
+from restengine.cache import ResponseCache
 from restengine.config import ConfigError, require_secret
 
 EXTENSION = "restengine.api"
@@ -102,6 +104,17 @@ class Api:
         if settings is None:
             raise ConfigError("RESTENGINE_SECRET_KEY: pass secret_key= to Api() outside restengine.create_app")
         return require_secret(settings).encode()
+
+    def cache(self) -> ResponseCache | None:
+        """The app's response cache (``restengine.create_app`` sets one up), if any."""
+        cache: ResponseCache | None = current_app.extensions.get(CACHE_EXTENSION)
+        return cache
+
+    def invalidate(self, resource: Resource) -> None:
+        """Drop every cached read of ``resource``'s collection, for every worker and instance."""
+        cache = self.cache()
+        if cache is not None:
+            cache.invalidate([resource.collection_name])
 
     def db_timeout(self) -> float:
         settings = current_app.extensions.get("restengine.settings")

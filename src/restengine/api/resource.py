@@ -35,6 +35,7 @@ class Resource:
         self.doc_cls = doc_cls
         self.options = options
         self.name = options.name or default_name(doc_cls)
+        self.collection_name: str = doc_cls._get_collection_name()
         self.with_cls = bool(doc_cls._meta.get("allow_inheritance"))
         self.methods = frozenset({"GET", "HEAD", *(m.upper() for m in options.methods)})
         classes = [doc_cls, *self._subclasses()]

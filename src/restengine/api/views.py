@@ -19,6 +19,7 @@ from restengine.api import pagination, reads, writes
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
+from restengine.cache import Entry, request_key
 from restengine.errors import InputError, InvalidParameter, Problem, render
 
 if TYPE_CHECKING:
@@ -48,15 +49,21 @@ def _no_content() -> Response:
     return response
 
 
-def _with_etag(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    data = orjson.dumps(body)
-    etag = etag_of(data)
-    all_headers = {"ETag": etag, **(headers or {})}
+def _respond(data: bytes, etag: str, headers: dict[str, str], status: int = 200) -> Response:
+    """The response for a rendered body; ``304`` when ``If-None-Match`` matches a GET."""
+    all_headers = {"ETag": etag, **headers}
     if request.method in ("GET", "HEAD") and none_match(request, etag):
         response = Response(status=304)
-        response.headers.update({k: v for k, v in all_headers.items() if k in ("ETag", "Link")})
+        response.headers.update(
+            {k: v for k, v in all_headers.items() if k in ("ETag", "Link", "Cache-Control", "X-Cache")}
+        )
         return response
     return json_bytes_response(data, status, all_headers)
+
+
+def _with_etag(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    data = orjson.dumps(body)
+    return _respond(data, etag_of(data), headers or {}, status)
 
 
 def _json_body(*accepted: str) -> Any:
@@ -146,10 +153,14 @@ class Views:
         if request.method in ("GET", "HEAD"):
             fields = reads.parse_fields(resource, request.args.get("fields"))
             expansions = reads.parse_expand(resource, request.args.get("expand"), fields, self.api.resource_for)
-            item = reads.get_item(resource, pk, fields, expansions)
-            if item is None:
-                raise Problem("No such item.", status=404)
-            return _with_etag(item)
+
+            def build() -> tuple[Any, dict[str, str]]:
+                item = reads.get_item(resource, pk, fields, expansions)
+                if item is None:
+                    raise Problem("No such item.", status=404)
+                return item, {}
+
+            return self._cached_read(resource, expansions, build)
         raw = writes.current(resource, pk)
         representation = reads.decode(resource, raw, resource.exposed)
         tags = if_match(request)
@@ -157,6 +168,7 @@ class Views:
             raise writes.PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         if request.method == "DELETE":
             writes.delete(resource, raw, conditional=tags is not None)
+            self.api.invalidate(resource)
             return _no_content()
         if request.method == "PUT":
             target = _json_body(JSON)
@@ -179,7 +191,10 @@ class Views:
             return reads.decode(resource, raw, resource.exposed)
 
         plan, ordered = writes.plan_bulk(resource, body, merge_patch, encode)
-        results = writes.run_bulk(resource, plan, ordered)
+        try:
+            results = writes.run_bulk(resource, plan, ordered)
+        finally:
+            self.api.invalidate(resource)  # bulk_write sends no MongoEngine signals
         failed = any(r["status"] not in (200, 201, 204) for r in results)
         return json_bytes_response(orjson.dumps({"results": results}), 409 if failed else 200)
 
@@ -205,9 +220,15 @@ class Views:
 
     def _list(self, resource: Resource) -> Response:
         args = request.args
-        pairs = list(args.items(multi=True))
         fields = reads.parse_fields(resource, args.get("fields"))
         expansions = reads.parse_expand(resource, args.get("expand"), fields, self.api.resource_for)
+        return self._cached_read(resource, expansions, lambda: self._list_body(resource, fields, expansions))
+
+    def _list_body(
+        self, resource: Resource, fields: frozenset[str], expansions: list[reads.Expansion]
+    ) -> tuple[Any, dict[str, str]]:
+        args = request.args
+        pairs = list(args.items(multi=True))
         filters = parse_filters(
             resource.doc_cls, pairs, filterable=resource.filterable, hidden=resource.unexposed, reserved=RESERVED
         )
@@ -238,4 +259,29 @@ class Views:
         if page.count is not None:
             body["count"] = page.count
             headers["X-Total-Count"] = str(page.count)
-        return _with_etag(body, 200, headers)
+        return body, headers
+
+    def _cached_read(
+        self, resource: Resource, expansions: list[reads.Expansion], build: Callable[[], tuple[Any, dict[str, str]]]
+    ) -> Response:
+        """A GET answered from the shared cache, or built by ``build`` (and cached) on a miss."""
+        cache = self.api.cache()
+        ttl = (
+            resource.options.cache_ttl if resource.options.cache_ttl is not None else cache.default_ttl if cache else 0
+        )
+        headers = {"Cache-Control": resource.options.cache_control}
+
+        def render() -> Entry:
+            body, extra = build()
+            data = orjson.dumps(body)
+            return Entry(data, etag_of(data), extra, 0.0)
+
+        if cache is None or not cache.enabled or ttl <= 0:
+            entry = render()
+            return _respond(entry.body, entry.etag, {**entry.headers, **headers})
+        collections = [resource.collection_name, *(e.target.collection_name for e in expansions)]
+        key = request_key(resource.name, request.host_url, request.path, request.args.items(multi=True))
+        outcome = cache.read(key, collections, ttl, render)
+        assert outcome is not None
+        entry = outcome.entry
+        return _respond(entry.body, entry.etag, {**entry.headers, **headers, "X-Cache": outcome.status})

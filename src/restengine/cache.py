@@ -1,0 +1,374 @@
+"""One response cache for every worker and instance, never stale after a write.
+
+Keys carry a *generation* per collection the response was built from (the
+resource's own, plus those of expanded references). A write bumps its
+collection's generation (``INCR``) after the database write committed, so
+every worker of every instance stops using the older entries at once, with
+no ``KEYS``/``SCAN`` anywhere. A lookup is one Redis round trip: a small Lua
+script reads the generations and the entry together.
+
+Entries are fresh for the resource's TTL, then *stale* for a short window:
+one request rebuilds a stale or missing entry while the others wait briefly
+(missing) or get the stale one (``X-Cache: stale``). Stale-while-revalidate
+only ever serves an entry of the current generations, i.e. one no write has
+invalidated.
+
+Redis is optional and may fail: every call has short socket timeouts, and a
+circuit breaker stops trying for a few seconds after repeated failures, so
+requests fall back to the database. Generations a process could not bump
+while Redis was away are bumped as soon as it answers again. Without
+``REDIS_URL`` the cache lives in each process (Flask-Caching's SimpleCache):
+a write invalidates only that process's entries, and the TTL bounds what other
+workers may serve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from flask_caching.backends import SimpleCache
+from mongoengine import signals
+from redis.exceptions import RedisError
+
+from restengine.config import Settings
+from restengine.redisconn import EXTENSION as REDIS_EXTENSION
+from restengine.redisconn import RedisConnection
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+EXTENSION = "restengine.cache"
+PREFIX = "re:"
+log = logging.getLogger(__name__)
+
+# Reads every generation, builds the full key and gets the entry: one round trip.
+_LOOKUP = """
+local parts = {}
+for i, key in ipairs(KEYS) do parts[i] = redis.call('GET', key) or '0' end
+local full = ARGV[1] .. ':' .. table.concat(parts, '.')
+return {full, redis.call('GET', full)}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A cached response: the exact body, its ETag, the headers that go with it."""
+
+    body: bytes
+    etag: str
+    headers: dict[str, str]
+    fresh_until: float
+
+    def encode(self) -> bytes:
+        meta = orjson.dumps({"e": self.etag, "h": self.headers, "f": self.fresh_until})
+        return meta + b"\n" + self.body  # orjson never writes a raw newline
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry:
+        meta, _, body = data.partition(b"\n")
+        fields = orjson.loads(meta)
+        return cls(body, fields["e"], fields["h"], fields["f"])
+
+    @property
+    def fresh(self) -> bool:
+        return time.time() < self.fresh_until
+
+
+class CircuitBreaker:
+    """Open after ``threshold`` consecutive failures; let one call through after ``cooldown`` seconds."""
+
+    def __init__(self, threshold: int = 3, cooldown: float = 5.0) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._failures = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._failures < self.threshold:
+                return True
+            if time.monotonic() >= self._open_until:
+                self._open_until = time.monotonic() + self.cooldown  # one trial call, others wait
+                return True
+            return False
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._failures >= self.threshold:
+                self._open_until = time.monotonic() + self.cooldown
+
+    @property
+    def open(self) -> bool:
+        with self._lock:
+            return self._failures >= self.threshold
+
+
+class Backend(Protocol):
+    def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]: ...
+    def get(self, key: str) -> bytes | None: ...
+    def put(self, key: str, value: bytes, ttl: float) -> None: ...
+    def lock(self, key: str, ttl: float) -> bool: ...
+    def unlock(self, key: str) -> None: ...
+    def bump(self, generations: Iterable[str]) -> None: ...
+
+
+class Unavailable(Exception):
+    """The shared cache cannot be used right now (Redis down, slow, or the breaker is open)."""
+
+
+class RedisBackend:
+    """Entries and generations in Redis, every call guarded by the circuit breaker."""
+
+    def __init__(self, conn: RedisConnection, breaker: CircuitBreaker) -> None:
+        self.conn = conn
+        self.breaker = breaker
+        self._script: Any = None
+        self._pending: set[str] = set()  # generations not bumped while Redis was away
+        self._pending_lock = threading.Lock()
+
+    def _call(self, action: Callable[[Any], Any]) -> Any:
+        if not self.breaker.allow():
+            raise Unavailable("circuit open")
+        client = self.conn.client()
+        try:
+            if self._pending:
+                self._flush_pending(client)
+            result = action(client)
+        except RedisError as exc:
+            self.breaker.failed()
+            log.warning("redis unavailable (%s): serving from the database", type(exc).__name__)
+            raise Unavailable(str(exc)) from exc
+        self.breaker.succeeded()
+        return result
+
+    def _flush_pending(self, client: Any) -> None:
+        with self._pending_lock:
+            owed, self._pending = self._pending, set()
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key in owed:
+                pipe.incr(key)
+            pipe.execute()
+        except RedisError:
+            with self._pending_lock:
+                self._pending |= owed
+            raise
+
+    def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]:
+        def run(client: Any) -> tuple[str, bytes | None]:
+            if self._script is None:
+                self._script = client.register_script(_LOOKUP)
+            full, value = self._script(keys=list(generations), args=[base], client=client)
+            return full.decode(), value
+
+        result: tuple[str, bytes | None] = self._call(run)
+        return result
+
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self._call(lambda client: client.get(key))
+        return value
+
+    def put(self, key: str, value: bytes, ttl: float) -> None:
+        self._call(lambda client: client.set(key, value, px=max(1, int(ttl * 1000))))
+
+    def lock(self, key: str, ttl: float) -> bool:
+        return bool(self._call(lambda client: client.set(key, b"1", nx=True, px=max(1, int(ttl * 1000)))))
+
+    def unlock(self, key: str) -> None:
+        self._call(lambda client: client.delete(key))
+
+    def bump(self, generations: Iterable[str]) -> None:
+        keys = list(generations)
+
+        def run(client: Any) -> None:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.incr(key)
+            pipe.execute()
+
+        try:
+            self._call(run)
+        except Unavailable:
+            with self._pending_lock:
+                self._pending.update(keys)
+            raise
+
+
+class LocalBackend:
+    """Per-process entries (Flask-Caching's SimpleCache) and generations: no Redis."""
+
+    def __init__(self) -> None:
+        self._values = SimpleCache(threshold=5000)
+        self._generations: dict[str, int] = {}
+        self._locks: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]:
+        with self._lock:
+            parts = [str(self._generations.get(key, 0)) for key in generations]
+        full = f"{base}:{'.'.join(parts)}"
+        return full, self._values.get(full)
+
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self._values.get(key)
+        return value
+
+    def put(self, key: str, value: bytes, ttl: float) -> None:
+        self._values.set(key, value, timeout=max(1, int(ttl + 0.999)))
+
+    def lock(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._locks.get(key, 0.0) > now:
+                return False
+            self._locks[key] = now + ttl
+            return True
+
+    def unlock(self, key: str) -> None:
+        with self._lock:
+            self._locks.pop(key, None)
+
+    def bump(self, generations: Iterable[str]) -> None:
+        with self._lock:
+            for key in generations:
+                self._generations[key] = self._generations.get(key, 0) + 1
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a cached read produced: the entry and ``hit``, ``miss`` or ``stale``."""
+
+    entry: Entry
+    status: str
+
+
+class ResponseCache:
+    """The app's response cache (``app.extensions["restengine.cache"]``)."""
+
+    def __init__(self, settings: Settings, redis_conn: RedisConnection) -> None:
+        self.enabled = settings.cache_ttl > 0
+        self.default_ttl = settings.cache_ttl
+        self.stale_ttl = settings.cache_stale_ttl
+        self.lock_wait = settings.cache_lock_wait_ms / 1000
+        self.breaker = CircuitBreaker(cooldown=settings.cache_breaker_seconds)
+        self.shared = redis_conn.configured
+        self.backend: Backend = RedisBackend(redis_conn, self.breaker) if self.shared else LocalBackend()
+        self.database = ""  # set by init_app: generations are per database and collection
+
+    # ------------------------------------------------------------ generations
+
+    def generation_key(self, collection: str) -> str:
+        return f"{PREFIX}g:{self.database}.{collection}"
+
+    def invalidate(self, collections: Iterable[str]) -> None:
+        """Bump the generations of ``collections``: every cached read built from them is gone."""
+        keys = [self.generation_key(c) for c in set(collections)]
+        if not keys:
+            return
+        try:
+            self.backend.bump(keys)
+        except Unavailable:
+            log.warning("could not invalidate %s now; will when Redis answers (TTL bounds staleness)", keys)
+
+    def _on_document_write(self, sender: Any, document: Any = None, documents: Any = None, **_: Any) -> None:
+        collection = getattr(sender, "_get_collection_name", lambda: None)()
+        if collection:
+            self.invalidate([collection])
+
+    # ------------------------------------------------------------ reads
+
+    def read(
+        self, base: str, collections: Sequence[str], ttl: float, compute: Callable[[], Entry | None]
+    ) -> Outcome | None:
+        """The cached response for ``base`` (built by ``compute`` on a miss), or ``None`` when not cacheable.
+
+        ``compute`` returns ``None`` for a response that must not be cached; the
+        cache stamps the entry it returns as fresh for ``ttl`` seconds.
+        Falls back to ``compute`` alone when the cache is unavailable.
+        """
+        generations = [self.generation_key(c) for c in collections]
+        try:
+            full, value = self.backend.lookup(base, generations)
+        except Unavailable:
+            entry = compute()
+            return None if entry is None else Outcome(entry, "miss")
+        lock_key = f"{full}:lock"
+        if value is not None:
+            entry = Entry.decode(value)
+            if entry.fresh:
+                return Outcome(entry, "hit")
+            if not self._try_lock(lock_key):
+                return Outcome(entry, "stale")  # someone else is rebuilding it
+        elif not self._try_lock(lock_key):
+            waited = self._wait_for(full)
+            if waited is not None:
+                return Outcome(waited, "hit")
+        try:
+            entry = compute()
+            if entry is not None:
+                entry = dataclasses.replace(entry, fresh_until=time.time() + ttl)
+                self._put(full, entry, ttl)
+        finally:
+            self._unlock(lock_key)
+        return None if entry is None else Outcome(entry, "miss")
+
+    def _try_lock(self, key: str) -> bool:
+        try:
+            return self.backend.lock(key, self.lock_wait * 2 + 1)
+        except Unavailable:
+            return True
+
+    def _unlock(self, key: str) -> None:
+        with contextlib.suppress(Unavailable):
+            self.backend.unlock(key)
+
+    def _wait_for(self, key: str) -> Entry | None:
+        """Poll briefly for the entry another request is building; ``None`` when it takes too long."""
+        deadline = time.monotonic() + self.lock_wait
+        while time.monotonic() < deadline:
+            time.sleep(0.005)
+            try:
+                value = self.backend.get(key)
+            except Unavailable:
+                return None
+            if value is not None:
+                return Entry.decode(value)
+        return None
+
+    def _put(self, key: str, entry: Entry, ttl: float) -> None:
+        with contextlib.suppress(Unavailable):
+            self.backend.put(key, entry.encode(), ttl + self.stale_ttl)
+
+
+def request_key(resource_name: str, host_url: str, path: str, args: Iterable[tuple[str, str]]) -> str:
+    """The cache key of a normalized GET: resource, host, path and the sorted query."""
+    query = "&".join(f"{k}={v}" for k, v in sorted(args))
+    digest = hashlib.blake2b(f"{host_url}|{path}|{query}".encode(), digest_size=16).hexdigest()
+    return f"{PREFIX}c:{resource_name}:{digest}"
+
+
+def init_app(app: Flask, settings: Settings) -> ResponseCache:
+    cache = ResponseCache(settings, app.extensions[REDIS_EXTENSION])
+    cache.database = settings.database_name()
+    app.extensions[EXTENSION] = cache
+    # Writes through MongoEngine anywhere in this process (API hooks, legacy code
+    # running beside the API) invalidate too. post_delete is left alone on
+    # purpose: a receiver makes QuerySet.delete() delete document by document,
+    # which would drop the API's compare-and-set; API deletes invalidate explicitly.
+    signals.post_save.connect(cache._on_document_write)
+    signals.post_bulk_insert.connect(cache._on_document_write)
+    return cache
