@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port
+from restengine.processes import free_port, which
+from restengine.stack import redis_process
 
 # Every app and subprocess the tests start signs cursors with this (tests only).
 os.environ.setdefault("RESTENGINE_SECRET_KEY", "test-only-secret-key")
@@ -27,6 +28,48 @@ def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databa
     server.start()
     yield server
     server.stop()
+
+
+class RedisServer:
+    """A real redis-server process for tests, which tests may stop, freeze and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        executable = which("redis-server")
+        assert executable, "redis-server is not installed (./dev installs it)"
+        self.port = free_port()
+        self.process = redis_process(executable, self.port, directory, directory)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process.start()
+        self.process.wait_ready()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis.from_url(self.url) as client:
+            client.flushall()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared test redis-server, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture

@@ -272,7 +272,7 @@ class ResponseCache:
     # ------------------------------------------------------------ generations
 
     def generation_key(self, collection: str) -> str:
-        return f"{PREFIX}g:{self.database}.{collection}"
+        return generation_key(self.database, collection)
 
     def invalidate(self, collections: Iterable[str]) -> None:
         """Bump the generations of ``collections``: every cached read built from them is gone."""
@@ -317,6 +317,11 @@ class ResponseCache:
             waited = self._wait_for(full)
             if waited is not None:
                 return Outcome(waited, "hit")
+        else:
+            built = self._get(full)  # built between our lookup and our lock?
+            if built is not None:
+                self._unlock(lock_key)
+                return Outcome(built, "hit")
         try:
             entry = compute()
             if entry is not None:
@@ -336,22 +341,31 @@ class ResponseCache:
         with contextlib.suppress(Unavailable):
             self.backend.unlock(key)
 
+    def _get(self, key: str) -> Entry | None:
+        try:
+            value = self.backend.get(key)
+        except Unavailable:
+            return None
+        return None if value is None else Entry.decode(value)
+
     def _wait_for(self, key: str) -> Entry | None:
         """Poll briefly for the entry another request is building; ``None`` when it takes too long."""
         deadline = time.monotonic() + self.lock_wait
         while time.monotonic() < deadline:
             time.sleep(0.005)
-            try:
-                value = self.backend.get(key)
-            except Unavailable:
-                return None
-            if value is not None:
-                return Entry.decode(value)
+            entry = self._get(key)
+            if entry is not None:
+                return entry
         return None
 
     def _put(self, key: str, entry: Entry, ttl: float) -> None:
         with contextlib.suppress(Unavailable):
             self.backend.put(key, entry.encode(), ttl + self.stale_ttl)
+
+
+def generation_key(database: str, collection: str) -> str:
+    """The Redis key of the generation of ``database.collection`` (``restengine watch`` bumps it too)."""
+    return f"{PREFIX}g:{database}.{collection}"
 
 
 def request_key(resource_name: str, host_url: str, path: str, args: Iterable[tuple[str, str]]) -> str:

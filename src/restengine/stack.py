@@ -2,9 +2,9 @@
 
 Database (embedded unless ``MONGODB_URI``), redis-server (unless ``REDIS_URL``
 or no redis-server installed), indexes and demo data on first run, N gunicorn
-instances and nginx in front of them. A gunicorn instance that dies is
-restarted; Ctrl-C or SIGTERM stops every process this started, in reverse
-order, each by its PID.
+instances, ``restengine watch`` (with Redis only) and nginx in front of them.
+A gunicorn instance or the watcher that dies is restarted; Ctrl-C or SIGTERM
+stops every process this started, in reverse order, each by its PID.
 """
 
 from __future__ import annotations
@@ -90,6 +90,17 @@ def prepare_database(settings: Settings, documents: tuple[str, ...], *, progress
         db.close_all()
 
 
+def redis_process(executable: str, port: int, run_dir: Path, log_dir: Path) -> Managed:
+    """A redis-server on 127.0.0.1:``port`` used as a cache: bounded, LRU, nothing persisted."""
+    return Managed(
+        name="redis",
+        argv=[executable, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
+              "--dir", str(run_dir), "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"],
+        log_path=log_dir / "redis.log",
+        ready=lambda: port_open(HOST, port),
+    )  # fmt: skip
+
+
 def gunicorn_process(name: str, port: int, env: dict[str, str], log_dir: Path, *, bind_host: str = HOST) -> Managed:
     """One gunicorn instance on ``bind_host:port`` with the project's gunicorn.conf.py."""
     argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", f"{bind_host}:{port}"]
@@ -101,6 +112,18 @@ def gunicorn_process(name: str, port: int, env: dict[str, str], log_dir: Path, *
         env={**env, "RESTENGINE_PROC_NAME": name},
         ready_timeout=60.0,
         stop_timeout=40.0,  # gunicorn's graceful_timeout is 30s
+    )
+
+
+def watcher_process(env: dict[str, str], log_dir: Path) -> Managed:
+    """``restengine watch``: invalidates cached reads for writes that bypass the API."""
+    return Managed(
+        name="restengine-watch",
+        argv=[sys.executable, "-m", "restengine.cli", "watch"],
+        log_path=log_dir / "restengine-watch.log",
+        ready=lambda: True,
+        env=env,
+        stop_timeout=10.0,
     )
 
 
@@ -116,6 +139,7 @@ class Stack:
         self.database: DatabaseServer | None = None
         self.redis: Managed | None = None
         self.instances: list[Managed] = []
+        self.watcher: Managed | None = None  # only with Redis: there is no shared cache to invalidate otherwise
         self.nginx: Managed | None = None
         self._restarts: list[float] = []
         self._stop = threading.Event()
@@ -134,28 +158,7 @@ class Stack:
             return None
         if port_open(HOST, port):
             raise ProcessError(f"RESTENGINE_REDIS_PORT: port {port} is already in use")
-        self.redis = Managed(
-            name="redis",
-            argv=[
-                server,
-                "--bind",
-                HOST,
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.run_dir),
-                "--maxmemory",
-                "256mb",
-                "--maxmemory-policy",
-                "allkeys-lru",
-            ],
-            log_path=self.log_dir / "redis.log",
-            ready=lambda: port_open(HOST, port),
-        )
+        self.redis = redis_process(server, port, self.run_dir, self.log_dir)
         self.redis.start()
         self.redis.wait_ready()
         return f"redis://{HOST}:{port}/0"
@@ -227,21 +230,30 @@ class Stack:
             instance.start()
         for instance in self.instances:
             instance.wait_ready()
+        if redis_url:
+            self.watcher = watcher_process(env, self.log_dir)
+            self.watcher.start()
         self._start_nginx()
         self._write_pids()
 
     def _write_pids(self) -> None:
         pids = {
             p.name: p.pid
-            for p in [self.database.process if self.database else None, self.redis, *self.instances, self.nginx]
+            for p in [
+                self.database.process if self.database else None,
+                self.redis,
+                *self.instances,
+                self.watcher,
+                self.nginx,
+            ]
             if p is not None and p.pid is not None
         }
         (self.run_dir / "pids.json").write_text(json.dumps(pids, indent=2) + "\n")
 
     def supervise(self) -> None:
-        """Block until asked to stop; restart any gunicorn instance that dies."""
+        """Block until asked to stop; restart any gunicorn instance, or the watcher, that dies."""
         while not self._stop.wait(0.5):
-            for instance in self.instances:
+            for instance in [*self.instances, *([self.watcher] if self.watcher else [])]:
                 if not instance.alive():
                     self._restart(instance)
             for proc in (self.nginx, self.redis, self.database.process if self.database else None):
@@ -252,7 +264,7 @@ class Stack:
         now = time.monotonic()
         self._restarts = [t for t in self._restarts if now - t < 60] + [now]
         if len(self._restarts) > RESTARTS_PER_MINUTE:
-            raise ProcessError(f"gunicorn instances died {len(self._restarts)} times in a minute; giving up")
+            raise ProcessError(f"instances or the watcher died {len(self._restarts)} times in a minute; giving up")
         log.warning("%s exited with status %s; restarting it", instance.name, instance.returncode())
         instance.stop()  # reap it and kill workers it orphaned
         instance.start()
@@ -263,7 +275,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process this stack started, front to back, each by its PID."""
-        for proc in [self.nginx, *reversed(self.instances), self.redis]:
+        for proc in [self.nginx, self.watcher, *reversed(self.instances), self.redis]:
             if proc is not None:
                 proc.stop()
         if self.database is not None:

@@ -232,3 +232,33 @@ def test_api_through_nginx(stack: UpStack) -> None:
     assert _request(stack.http, "PATCH", item_path, {"price": "5.00"}, patch)[0] == 412, "stale ETag"
     assert _request(stack.http, "DELETE", item_path)[0] == 204
     assert get(stack.http, item_path)[0] == 404
+
+
+def test_a_write_through_one_instance_is_never_stale_through_the_other(stack: UpStack) -> None:
+    ports = stack.ports["instances"]
+    assert isinstance(ports, list)
+    author = json.loads(get(stack.http, "/api/author?limit=1")[2])["items"][0]["id"]
+    new = {"title": "Coherence", "isbn": "9782222222228", "author": author, "pages": 1}
+    status, headers, body = _request(ports[0], "POST", "/api/books", new)
+    assert status == 201, body
+    item = f"/api/books/{json.loads(body)['id']}"
+    listing = "/api/books?isbn=9782222222228"
+    stale: list[tuple[int, int]] = []
+    hits = 0
+    HOST = {"Host": "api.example"}
+    for i in range(1000):
+        writer, reader = (ports[0], ports[1]) if i % 2 == 0 else (ports[1], ports[0])
+        patch = {"Content-Type": "application/merge-patch+json"}
+        assert _request(writer, "PATCH", item, {"pages": i + 2}, patch)[0] == 200
+        # One Host for both instances, as behind nginx: they share cache entries.
+        status, _, body = get(reader, item if i % 4 < 2 else listing, headers=HOST)
+        assert status == 200, body
+        doc = json.loads(body)
+        pages = doc["pages"] if "pages" in doc else doc["items"][0]["pages"]
+        if pages != i + 2:
+            stale.append((i, pages))
+        # The same read through the other instance comes from the shared cache.
+        again = get(writer, item if i % 4 < 2 else listing, headers=HOST)[1]
+        hits += again.get("x-cache") == "hit"
+    assert stale == [], f"{len(stale)} stale reads, first ones: {stale[:5]}"
+    assert hits > 900, f"only {hits} of 1000 repeated reads were cache hits"

@@ -1,0 +1,273 @@
+"""The shared response cache against a real redis-server and the real database server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import restengine
+from restengine import create_app
+from restengine.documents import load_documents
+from restengine.indexes import create_indexes
+from tests.conftest import RedisServer
+from tests.integration.api_helpers import COMMANDS, customer, database_name, legacy_registry, product, shop
+from tests.legacy_models import Circle, Customer, Order, Product
+
+
+def make(mongodb_uri: str, redis_url: str | None, **config: Any) -> Flask:
+    settings: dict[str, Any] = {
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
+        "RESTENGINE_SECRET_KEY": "test-secret",
+        **config,
+    }
+    if redis_url:
+        settings["REDIS_URL"] = redis_url
+    return create_app(settings)
+
+
+@pytest.fixture
+def app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
+    with legacy_registry():
+        app = make(mongodb_uri, redis_url)
+        create_indexes(load_documents(["tests.legacy_models"]))
+        try:
+            yield app
+        finally:
+            restengine.db.close_all()
+
+
+def cached(client: FlaskClient, url: str, **kwargs: Any) -> tuple[str, Any]:
+    response = client.get(url, **kwargs)
+    assert response.status_code in (200, 304), response.get_data(as_text=True)
+    return response.headers.get("X-Cache", ""), response.get_json(silent=True)
+
+
+def test_second_read_is_a_hit_with_the_same_etag(client: FlaskClient) -> None:
+    shop()
+    first = client.get("/api/customers/ABC123")
+    second = client.get("/api/customers/ABC123")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+    assert first.get_data() == second.get_data() and first.headers["ETag"] == second.headers["ETag"]
+    assert second.headers["Cache-Control"] == "no-cache"
+    revalidated = client.get("/api/customers/ABC123", headers={"If-None-Match": second.headers["ETag"]})
+    assert revalidated.status_code == 304 and revalidated.headers["X-Cache"] == "hit"
+    assert cached(client, "/api/customers?sort=name")[0] == "miss"
+    assert cached(client, "/api/customers?sort=name")[0] == "hit"
+
+
+def test_query_order_does_not_split_the_cache(client: FlaskClient) -> None:
+    shop()
+    assert cached(client, "/api/customers?sort=name&limit=5")[0] == "miss"
+    assert cached(client, "/api/customers?limit=5&sort=name")[0] == "hit"
+
+
+def test_per_resource_ttl_opt_out_and_cache_control(app: Flask, client: FlaskClient) -> None:
+    api = app.extensions["restengine.api"]
+    api.register(Customer, cache_ttl=0)
+    api.register(Product, cache_control="public, max-age=30")
+    shop()
+    response = client.get("/api/customers/ABC123")
+    assert "X-Cache" not in response.headers and client.get("/api/customers/ABC123").status_code == 200
+    product_response = client.get("/api/products")
+    assert product_response.headers["Cache-Control"] == "public, max-age=30"
+    assert product_response.headers["X-Cache"] == "miss"
+
+
+@pytest.mark.parametrize("write", ["post", "array", "put", "patch", "delete", "bulk"])
+def test_every_api_write_invalidates_lists_and_items(client: FlaskClient, write: str) -> None:
+    customer("ABC123", "Ada")
+    customer("DEF456", "Dee")
+    assert cached(client, "/api/customers")[0] == "miss"
+    assert cached(client, "/api/customers")[0] == "hit"
+    assert cached(client, "/api/customers/ABC123")[0] == "miss"
+    new = {"id": "NEW001", "name": "Nia", "email": "nia@example.com"}
+    response = {
+        "post": lambda: client.post("/api/customers", json=new),
+        "array": lambda: client.post("/api/customers", json=[new]),
+        "put": lambda: client.put("/api/customers/ABC123", json={"name": "Ann", "email": "ann@example.com"}),
+        "patch": lambda: client.patch("/api/customers/ABC123", json={"name": "Ann"}),
+        "delete": lambda: client.delete("/api/customers/ABC123"),
+        "bulk": lambda: client.post("/api/customers/_bulk", json={"operations": [{"op": "delete", "id": "ABC123"}]}),
+    }[write]()
+    assert response.status_code < 300, response.get_data(as_text=True)
+    status, listed = cached(client, "/api/customers")
+    assert status == "miss"
+    names = {item["name"] for item in listed["items"]}
+    expected = {"post": {"Ada", "Dee", "Nia"}, "array": {"Ada", "Dee", "Nia"}, "put": {"Ann", "Dee"}}
+    assert names == expected.get(write, {"Ann", "Dee"} if write == "patch" else {"Dee"})
+    item = client.get("/api/customers/ABC123")
+    assert item.headers.get("X-Cache") == "miss" or item.status_code == 404
+
+
+def test_writes_in_hooks_and_in_legacy_code_invalidate(app: Flask, client: FlaskClient) -> None:
+    def audit(doc: Any) -> None:  # an after_create hook that writes another collection
+        Customer.objects(code="ABC123").first().update(set__name="Audited")  # QuerySet.update: no signal
+        customer("AUD001", "Audit trail")  # Document.save: post_save signal
+
+    app.extensions["restengine.api"].register(Product, after_create=audit)
+    customer("ABC123", "Ada")
+    assert cached(client, "/api/customers")[0] == "miss"
+    assert cached(client, "/api/customers")[0] == "hit"
+    assert client.post("/api/products", json={"name": "Ink", "price": "1.00"}).status_code == 201
+    status, listed = cached(client, "/api/customers")
+    assert status == "miss"
+    assert {i["name"] for i in listed["items"]} == {"Audited", "Audit trail"}
+
+
+def test_expanded_references_and_subclasses_share_invalidation(client: FlaskClient) -> None:
+    _, _, order = shop()
+    url = f"/api/orders/{order.pk}?expand=customer"
+    assert cached(client, url)[0] == "miss"
+    assert cached(client, url)[0] == "hit"
+    assert client.patch("/api/customers/ABC123", json={"name": "Ada Renamed"}).status_code == 200
+    status, body = cached(client, url)
+    assert status == "miss" and body["customer"]["name"] == "Ada Renamed"
+
+    Circle(name="c", radius=1).save()
+    assert cached(client, "/api/shapes")[0] == "miss"
+    assert cached(client, "/api/shapes")[0] == "hit"
+    assert client.post("/api/circle", json={"name": "d", "radius": 2}).status_code == 201
+    status, shapes = cached(client, "/api/shapes")
+    assert status == "miss" and len(shapes["items"]) == 2, "a subclass write invalidates the parent's lists"
+
+
+def test_64_concurrent_misses_cost_one_query(client: FlaskClient) -> None:
+    for i in range(30):
+        customer(f"CUS{i:03d}", f"C {i}")
+    barrier = threading.Barrier(64)
+
+    def get(_: int) -> tuple[int, str]:
+        barrier.wait(10)
+        response = client.get("/api/customers?sort=name&limit=20")
+        return response.status_code, response.headers.get("X-Cache", "")
+
+    with COMMANDS.counting(database_name()) as names, ThreadPoolExecutor(64) as pool:
+        outcomes = list(pool.map(get, range(64)))
+    assert all(status == 200 for status, _ in outcomes)
+    assert sorted(x for _, x in outcomes).count("miss") == 1
+    assert names.count("find") == 1, names
+
+
+def test_stale_is_served_while_one_request_rebuilds(app: Flask, mongodb_uri: str, redis_url: str) -> None:
+    app.extensions["restengine.api"].register(Customer, cache_ttl=1)
+    client = app.test_client()
+    customer("ABC123", "Ada")
+    assert cached(client, "/api/customers/ABC123")[0] == "miss"
+    time.sleep(1.2)
+    cache = app.extensions["restengine.cache"]
+    with app.test_request_context("/api/customers/ABC123"):
+        from restengine.cache import request_key
+
+        base = request_key("customers", "http://localhost/", "/api/customers/ABC123", [])
+    full, value = cache.backend.lookup(base, [cache.generation_key("customers")])
+    assert value is not None
+    assert cache.backend.lock(f"{full}:lock", 5)  # another request is rebuilding it
+    assert cached(client, "/api/customers/ABC123")[0] == "stale"
+    cache.backend.unlock(f"{full}:lock")
+    assert cached(client, "/api/customers/ABC123")[0] == "miss"
+    assert cached(client, "/api/customers/ABC123")[0] == "hit"
+
+
+def _timed(client: FlaskClient, url: str) -> tuple[int, str, float]:
+    started = time.monotonic()
+    response = client.get(url)
+    return response.status_code, response.headers.get("X-Cache", ""), time.monotonic() - started
+
+
+def test_redis_down_serves_from_the_database_then_recovers(
+    mongodb_uri: str, redis_server: RedisServer, redis_url: str
+) -> None:
+    with legacy_registry():
+        app = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
+        try:
+            client = app.test_client()
+            customer("ABC123", "Ada")
+            assert _timed(client, "/api/customers/ABC123")[1] == "miss"
+            assert _timed(client, "/api/customers/ABC123")[1] == "hit"
+            redis_server.stop()
+            try:
+                outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(20)]
+                assert all(status == 200 for status, _, _ in outcomes), outcomes
+                assert max(seconds for _, _, seconds in outcomes) < 1.0, "a small bounded added latency"
+                assert app.extensions["restengine.cache"].breaker.open
+                assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+                assert client.get("/api/customers/ABC123").get_json()["name"] == "Ann"
+            finally:
+                redis_server.start()
+            deadline = time.monotonic() + 10
+            while _timed(client, "/api/customers/ABC123")[1] != "hit" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _timed(client, "/api/customers/ABC123")[1] == "hit", "recovers by itself"
+        finally:
+            restengine.db.close_all()
+
+
+def test_a_frozen_redis_costs_timeouts_not_errors_and_owed_invalidations_are_paid(
+    mongodb_uri: str, redis_server: RedisServer, redis_url: str
+) -> None:
+    with legacy_registry():
+        app = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
+        try:
+            client = app.test_client()
+            customer("ABC123", "Ada")
+            assert _timed(client, "/api/customers/ABC123")[1] == "miss"
+            pid = redis_server.process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)  # data kept: the old entry survives the outage
+            try:
+                # The write cannot bump the generation now; this process owes it.
+                assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+                outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(10)]
+                assert all(status == 200 for status, _, _ in outcomes)
+                assert max(seconds for _, _, seconds in outcomes) < 1.0
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(1.2)  # the breaker's cooldown
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                response = client.get("/api/customers/ABC123")
+                assert response.get_json()["name"] == "Ann", "never the entry from before the write"
+                if response.headers["X-Cache"] == "hit":
+                    break
+                time.sleep(0.1)
+            assert client.get("/api/customers/ABC123").headers["X-Cache"] == "hit"
+        finally:
+            restengine.db.close_all()
+
+
+def test_without_redis_the_cache_is_per_process(mongodb_uri: str) -> None:
+    with legacy_registry():
+        app = make(mongodb_uri, None)
+        try:
+            client = app.test_client()
+            customer("ABC123", "Ada")
+            assert not app.extensions["restengine.cache"].shared
+            assert cached(client, "/api/customers/ABC123")[0] == "miss"
+            assert cached(client, "/api/customers/ABC123")[0] == "hit"
+            assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+            assert cached(client, "/api/customers/ABC123") == ("miss", cached(client, "/api/customers/ABC123")[1])
+        finally:
+            restengine.db.close_all()
+
+
+def test_order_placed_through_the_api_invalidates_product_expansions(client: FlaskClient) -> None:
+    ada = customer("ABC123", "Ada")
+    pen = product("Pen", "1.50")
+    url = "/api/orders?expand=lines.product"
+    body = {"customer": "ABC123", "lines": [{"product": str(pen.pk), "quantity": 1, "unit_price": "1.50"}]}
+    assert client.post("/api/orders", json=body).status_code == 201
+    assert cached(client, url)[0] == "miss"
+    assert client.patch(f"/api/products/{pen.pk}", json={"name": "Pen 2"}).status_code == 200
+    status, listed = cached(client, url)
+    assert status == "miss" and listed["items"][0]["lines"][0]["product"]["name"] == "Pen 2"
+    assert Order.objects(customer=ada).count() == 1
