@@ -239,7 +239,7 @@ def test_a_write_through_one_instance_is_never_stale_through_the_other(stack: Up
     assert isinstance(ports, list)
     author = json.loads(get(stack.http, "/api/author?limit=1")[2])["items"][0]["id"]
     new = {"title": "Coherence", "isbn": "9782222222228", "author": author, "pages": 1}
-    status, headers, body = _request(ports[0], "POST", "/api/books", new)
+    status, _, body = _request(ports[0], "POST", "/api/books", new)
     assert status == 201, body
     item = f"/api/books/{json.loads(body)['id']}"
     listing = "/api/books?isbn=9782222222228"
