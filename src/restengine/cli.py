@@ -1,4 +1,4 @@
-"""The ``restengine`` command: serve, up, seed, indexes."""
+"""The ``restengine`` command: serve, up, seed, indexes, watch."""
 
 from __future__ import annotations
 
@@ -144,6 +144,37 @@ def indexes(documents: str | None) -> None:
             click.echo(format_report(create_indexes(classes)))
         finally:
             db.close_all()
+
+
+@main.command()
+@documents_option
+def watch(documents: str | None) -> None:
+    """Invalidate cached reads for every write to the database, made through the API or not (needs REDIS_URL)."""
+    import threading
+
+    import redis
+
+    from restengine.watch import Watcher, served_collections
+
+    settings = _settings(documents)
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: without Redis there is no shared cache to invalidate")
+    try:
+        collections = served_collections(settings)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _database(settings) as ready:
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            try:
+                Watcher(ready, client, collections=collections).run(stop)
+            finally:
+                client.close()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

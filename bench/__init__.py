@@ -1,0 +1,1 @@
+"""Benchmarks for RestEngine: run from the repository root, e.g. ``python -m bench.cache_ratio``."""

@@ -1,0 +1,1 @@
+"""Peer apps the benchmarks compare RestEngine against."""
