@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
 from restengine.config import load_settings, require_secret
+from restengine.fastpath import CachedReads
 from restengine.jsonresp import json_response
 
 SETTINGS = "restengine.settings"
@@ -54,9 +55,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     requestid.init_app(app)
     db.init_app(app, settings)
-    api = Api(app)
+    api = Api(app, deadline=False)  # the _Deadline middleware already bounds every request
     for module in settings.documents:
         api.register_module(module)
+    app.wsgi_app = CachedReads(app.wsgi_app, app, api)  # type: ignore[method-assign]
     redisconn.init_app(app, settings)
     cache.init_app(app, settings)
     app.register_blueprint(index_bp)

@@ -30,13 +30,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote_plus
 
 import orjson
 from flask_caching.backends import SimpleCache
 from mongoengine import signals
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from restengine.config import Settings
 from restengine.redisconn import EXTENSION as REDIS_EXTENSION
@@ -56,6 +57,7 @@ for i, key in ipairs(KEYS) do parts[i] = redis.call('GET', key) or '0' end
 local full = ARGV[1] .. ':' .. table.concat(parts, '.')
 return {full, redis.call('GET', full)}
 """
+_LOOKUP_SHA = hashlib.sha1(_LOOKUP.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +95,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
+        if self._failures == 0:  # closed: the common case needs no lock
+            return True
         with self._lock:
             if self._failures < self.threshold:
                 return True
@@ -102,8 +106,9 @@ class CircuitBreaker:
             return False
 
     def succeeded(self) -> None:
-        with self._lock:
-            self._failures = 0
+        if self._failures:
+            with self._lock:
+                self._failures = 0
 
     def failed(self) -> None:
         with self._lock:
@@ -136,7 +141,6 @@ class RedisBackend:
     def __init__(self, conn: RedisConnection, breaker: CircuitBreaker) -> None:
         self.conn = conn
         self.breaker = breaker
-        self._script: Any = None
         self._pending: set[str] = set()  # generations not bumped while Redis was away
         self._pending_lock = threading.Lock()
 
@@ -170,9 +174,10 @@ class RedisBackend:
 
     def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]:
         def run(client: Any) -> tuple[str, bytes | None]:
-            if self._script is None:
-                self._script = client.register_script(_LOOKUP)
-            full, value = self._script(keys=list(generations), args=[base], client=client)
+            try:  # EVALSHA directly: the hot path of every hit
+                full, value = client.execute_command("EVALSHA", _LOOKUP_SHA, len(generations), *generations, base)
+            except NoScriptError:  # a restarted or flushed Redis: load it once
+                full, value = client.eval(_LOOKUP, len(generations), *generations, base)
             return full.decode(), value
 
         result: tuple[str, bytes | None] = self._call(run)
@@ -291,6 +296,17 @@ class ResponseCache:
 
     # ------------------------------------------------------------ reads
 
+    def fresh(self, base: str, collections: Sequence[str]) -> Entry | None:
+        """The fresh entry for ``base``, if there is one: one round trip, no locking, no fallback."""
+        try:
+            _, value = self.backend.lookup(base, [self.generation_key(c) for c in collections])
+        except Unavailable:
+            return None
+        if value is None:
+            return None
+        entry = Entry.decode(value)
+        return entry if entry.fresh else None
+
     def read(
         self, base: str, collections: Sequence[str], ttl: float, compute: Callable[[], Entry | None]
     ) -> Outcome | None:
@@ -368,10 +384,23 @@ def generation_key(database: str, collection: str) -> str:
     return f"{PREFIX}g:{database}.{collection}"
 
 
-def request_key(resource_name: str, host_url: str, path: str, args: Iterable[tuple[str, str]]) -> str:
-    """The cache key of a normalized GET: resource, host, path and the sorted query."""
-    query = "&".join(f"{k}={v}" for k, v in sorted(args))
-    digest = hashlib.blake2b(f"{host_url}|{path}|{query}".encode(), digest_size=16).hexdigest()
+def _param_name(pair: str) -> str:
+    return unquote_plus(pair.partition("=")[0])
+
+
+def request_key(resource_name: str, environ: Mapping[str, Any]) -> str:
+    """The cache key of a GET, from the WSGI environ: resource, scheme, host, path, query.
+
+    The query is normalized by sorting its parameters by (decoded) name, and
+    *stably*: a repeated parameter keeps its order, because the first value is
+    the one that counts (``?limit=5&limit=10`` and ``?limit=10&limit=5`` differ).
+    Anything else that differs in spelling only makes a different key: a miss,
+    never a wrong hit. Bodies hold absolute URLs, hence scheme and host.
+    """
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    pairs = sorted(environ.get("QUERY_STRING", "").split("&"), key=_param_name)
+    url = f"{environ.get('wsgi.url_scheme')}://{host}{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    digest = hashlib.blake2b(f"{url}?{'&'.join(pairs)}".encode(), digest_size=16).hexdigest()
     return f"{PREFIX}c:{resource_name}:{digest}"
 
 

@@ -6,8 +6,8 @@ where gunicorn's access log picks it up.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import TYPE_CHECKING
 
 from flask import Response, g, request
@@ -19,9 +19,13 @@ HEADER = "X-Request-ID"
 _VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+def request_id(incoming: str | None) -> str:
+    """The client's (or nginx's) id when it looks like one, else a new one."""
+    return incoming if incoming and _VALID.fullmatch(incoming) else os.urandom(16).hex()
+
+
 def _assign() -> None:
-    incoming = request.headers.get(HEADER, "")
-    g.request_id = incoming if _VALID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get(HEADER))
 
 
 def _echo(response: Response) -> Response:

@@ -71,6 +71,15 @@ def test_query_order_does_not_split_the_cache(client: FlaskClient) -> None:
     assert cached(client, "/api/customers?limit=5&sort=name")[0] == "hit"
 
 
+def test_a_repeated_parameter_keeps_its_order_in_the_key(client: FlaskClient) -> None:
+    for i in range(3):
+        customer(f"CUS{i:03d}", f"C {i}")
+    one = cached(client, "/api/customers?limit=1&limit=2")
+    two = cached(client, "/api/customers?limit=2&limit=1")
+    assert (one[0], two[0]) == ("miss", "miss"), "the first value counts, so these are different requests"
+    assert (len(one[1]["items"]), len(two[1]["items"])) == (1, 2)
+
+
 def test_per_resource_ttl_opt_out_and_cache_control(app: Flask, client: FlaskClient) -> None:
     api = app.extensions["restengine.api"]
     api.register(Customer, cache_ttl=0)
@@ -165,10 +174,10 @@ def test_stale_is_served_while_one_request_rebuilds(app: Flask, mongodb_uri: str
     assert cached(client, "/api/customers/ABC123")[0] == "miss"
     time.sleep(1.2)
     cache = app.extensions["restengine.cache"]
-    with app.test_request_context("/api/customers/ABC123"):
+    with app.test_request_context("/api/customers/ABC123") as context:
         from restengine.cache import request_key
 
-        base = request_key("customers", "http://localhost/", "/api/customers/ABC123", [])
+        base = request_key("customers", context.request.environ)
     full, value = cache.backend.lookup(base, [cache.generation_key("customers")])
     assert value is not None
     assert cache.backend.lock(f"{full}:lock", 5)  # another request is rebuilding it
@@ -271,3 +280,36 @@ def test_order_placed_through_the_api_invalidates_product_expansions(client: Fla
     status, listed = cached(client, url)
     assert status == "miss" and listed["items"][0]["lines"][0]["product"]["name"] == "Pen 2"
     assert Order.objects(customer=ada).count() == 1
+
+
+def test_fresh_hits_skip_flask_and_answer_like_the_view(app: Flask, client: FlaskClient) -> None:
+    from flask import request_started
+
+    dispatched: list[str] = []
+
+    def seen(sender: Flask, **_: Any) -> None:
+        from flask import request
+
+        dispatched.append(request.path)
+
+    shop()
+    request_started.connect(seen, app)
+    try:
+        for url in ("/api/customers/ABC123", "/api/customers?sort=name&limit=1"):
+            miss = client.get(url, headers={"X-Request-ID": "rid-1"})
+            hit = client.get(url, headers={"X-Request-ID": "rid-1"})
+            assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
+            assert hit.get_data() == miss.get_data()
+            same = {k: v for k, v in miss.headers.items() if k not in ("X-Cache",)}
+            assert {k: v for k, v in hit.headers.items() if k not in ("X-Cache",)} == same
+            not_modified = client.get(url, headers={"If-None-Match": hit.headers["ETag"]})
+            assert not_modified.status_code == 304 and not not_modified.get_data()
+            assert not_modified.headers["ETag"] == hit.headers["ETag"]
+            head = client.head(url)
+            assert head.status_code == 200 and not head.get_data()
+        assert dispatched == ["/api/customers/ABC123", "/api/customers"], "only the misses reached Flask"
+        assert client.get("/api/orders?expand=customer").headers["X-Cache"] == "miss"
+        assert client.get("/api/orders?expand=customer").headers["X-Cache"] == "hit"
+        assert dispatched[-1] == "/api/orders", "expand hits are served by the view"
+    finally:
+        request_started.disconnect(seen, app)

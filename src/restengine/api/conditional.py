@@ -16,13 +16,16 @@ def _tags(header: str) -> list[str]:
     return [tag.strip() for tag in header.split(",") if tag.strip()]
 
 
-def none_match(request: Request, etag: str) -> bool:
-    """True when ``If-None-Match`` matches (weak comparison): answer 304 to a GET."""
-    header = request.headers.get("If-None-Match")
+def etag_matches(header: str | None, etag: str) -> bool:
+    """True when an ``If-None-Match`` header matches ``etag`` (weak comparison): answer 304 to a GET."""
     if not header:
         return False
     tags = _tags(header)
     return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
+
+
+def none_match(request: Request, etag: str) -> bool:
+    return etag_matches(request.headers.get("If-None-Match"), etag)
 
 
 def if_match(request: Request) -> list[str] | None:

@@ -27,7 +27,8 @@ class Api:
     routes beside it (register the blueprint on the app afterwards).
     ``register`` and ``register_module`` may be called before or after mounting.
     Outside ``restengine.create_app``, ``secret_key`` (signs pagination cursors)
-    and ``db_timeout_ms`` (each request's database deadline) are given here.
+    and ``db_timeout_ms`` (each request's database deadline) are given here;
+    ``deadline=False`` when the WSGI app already runs every request under one.
     """
 
     def __init__(
@@ -37,12 +38,14 @@ class Api:
         url_prefix: str = "/api",
         secret_key: str | None = None,
         db_timeout_ms: int = 1500,
+        deadline: bool = True,
     ) -> None:
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
         self._by_class: dict[type[Any], Resource] = {}
         self._secret_key = secret_key
         self._db_timeout_ms = db_timeout_ms
+        self.deadline = deadline
         self._endpoint_prefix = ""
         if app is not None:
             self.init_app(app)

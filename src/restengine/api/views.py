@@ -103,8 +103,11 @@ class Views:
 
         def run(**kwargs: Any) -> Response:
             try:
-                with pymongo.timeout(self.api.db_timeout()):
+                if not self.api.deadline:
                     response: Response = view(**kwargs)
+                    return response
+                with pymongo.timeout(self.api.db_timeout()):
+                    response = view(**kwargs)
                     return response
             except Exception as exc:  # one renderer for every error, see restengine.errors
                 return render(exc)
@@ -280,7 +283,7 @@ class Views:
             entry = render()
             return _respond(entry.body, entry.etag, {**entry.headers, **headers})
         collections = [resource.collection_name, *(e.target.collection_name for e in expansions)]
-        key = request_key(resource.name, request.host_url, request.path, request.args.items(multi=True))
+        key = request_key(resource.name, request.environ)
         outcome = cache.read(key, collections, ttl, render)
         assert outcome is not None
         entry = outcome.entry
