@@ -16,7 +16,10 @@ invalidated.
 Redis is optional and may fail: every call has short socket timeouts, and a
 circuit breaker stops trying for a few seconds after repeated failures, so
 requests fall back to the database. Generations a process could not bump
-while Redis was away are bumped as soon as it answers again. Without
+while Redis was away are bumped as soon as it answers again (a background
+thread retries about once a second); until then other workers may serve
+entries from before such a write: a window of about the breaker's cooldown
+after Redis returns. A restarted, empty Redis has no such window. Without
 ``REDIS_URL`` the cache lives in each process (Flask-Caching's SimpleCache):
 a write invalidates only that process's entries, and the TTL bounds what other
 workers may serve.
@@ -143,6 +146,7 @@ class RedisBackend:
         self.breaker = breaker
         self._pending: set[str] = set()  # generations not bumped while Redis was away
         self._pending_lock = threading.Lock()
+        self._retrier: threading.Thread | None = None
 
     def _call(self, action: Callable[[Any], Any]) -> Any:
         if not self.breaker.allow():
@@ -210,7 +214,21 @@ class RedisBackend:
         except Unavailable:
             with self._pending_lock:
                 self._pending.update(keys)
+                self._start_retrier()
             raise
+
+    def _start_retrier(self) -> None:
+        """Send owed bumps about once a second until Redis takes them, even if no request comes."""
+        if self._retrier is not None and self._retrier.is_alive() and self._retrier.ident is not None:
+            return
+        self._retrier = threading.Thread(target=self._retry_pending, name="restengine-cache-retry", daemon=True)
+        self._retrier.start()
+
+    def _retry_pending(self) -> None:
+        while self._pending:
+            time.sleep(1.0)
+            with contextlib.suppress(Unavailable, RuntimeError):
+                self._call(lambda client: client.ping())  # _call sends what is owed first
 
 
 class LocalBackend:

@@ -251,20 +251,22 @@ class Stack:
         (self.run_dir / "pids.json").write_text(json.dumps(pids, indent=2) + "\n")
 
     def supervise(self) -> None:
-        """Block until asked to stop; restart any gunicorn instance, or the watcher, that dies."""
+        """Block until asked to stop; restart any process of the stack that dies.
+
+        A restarted Redis comes back empty, which is safe: its entries went with
+        the generations that guarded them.
+        """
         while not self._stop.wait(0.5):
-            for instance in [*self.instances, *([self.watcher] if self.watcher else [])]:
-                if not instance.alive():
-                    self._restart(instance)
-            for proc in (self.nginx, self.redis, self.database.process if self.database else None):
+            database = self.database.process if self.database else None
+            for proc in (database, self.redis, *self.instances, self.watcher, self.nginx):
                 if proc is not None and not proc.alive():
-                    raise ProcessError(f"{proc.name} exited with status {proc.returncode()}; see {proc.log_path}")
+                    self._restart(proc)
 
     def _restart(self, instance: Managed) -> None:
         now = time.monotonic()
         self._restarts = [t for t in self._restarts if now - t < 60] + [now]
         if len(self._restarts) > RESTARTS_PER_MINUTE:
-            raise ProcessError(f"instances or the watcher died {len(self._restarts)} times in a minute; giving up")
+            raise ProcessError(f"processes of the stack died {len(self._restarts)} times in a minute; giving up")
         log.warning("%s exited with status %s; restarting it", instance.name, instance.returncode())
         instance.stop()  # reap it and kill workers it orphaned
         instance.start()

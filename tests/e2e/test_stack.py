@@ -262,3 +262,84 @@ def test_a_write_through_one_instance_is_never_stale_through_the_other(stack: Up
         hits += again.get("x-cache") == "hit"
     assert stale == [], f"{len(stale)} stale reads, first ones: {stale[:5]}"
     assert hits > 900, f"only {hits} of 1000 repeated reads were cache hits"
+
+
+def test_redis_frozen_then_stopped_under_load_costs_no_errors(stack: UpStack) -> None:
+    author = json.loads(get(stack.http, "/api/author?limit=1")[2])["items"][0]["id"]
+    new = {"title": "Weather", "isbn": "9783333333334", "author": author, "pages": 1}
+    status, _, body = _request(stack.http, "POST", "/api/books", new)
+    assert status == 201, body
+    item = f"/api/books/{json.loads(body)['id']}"
+    reads = [item, "/api/books?tags=history&limit=5", "/api/author?limit=5"]
+    outcomes: list[tuple[int | str, float]] = []
+    written = [1]
+    stop = threading.Event()
+
+    def reader(index: int) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                status = get(stack.http, reads[index % len(reads)])[0]
+            except OSError as exc:
+                status = type(exc).__name__
+            outcomes.append((status, time.monotonic() - started))
+            index += 1
+
+    def writer() -> None:
+        patch = {"Content-Type": "application/merge-patch+json"}
+        while not stop.is_set():
+            started = time.monotonic()
+            status = _request(stack.http, "PATCH", item, {"pages": written[-1] + 1}, patch)[0]
+            outcomes.append((status, time.monotonic() - started))
+            if status == 200:
+                written.append(written[-1] + 1)
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)] + [threading.Thread(target=writer)]
+    redis_pid = stack.pids()["redis"]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        os.kill(redis_pid, signal.SIGSTOP)  # slow: every call times out
+        time.sleep(3.0)
+        os.kill(redis_pid, signal.SIGCONT)
+        time.sleep(1.0)
+        os.kill(redis_pid, signal.SIGTERM)  # down: up restarts it, empty
+        wait_for(lambda: stack.pids()["redis"] != redis_pid, 20, "redis to be restarted")
+        time.sleep(2.0)
+    finally:
+        if pid_alive(redis_pid):
+            os.kill(redis_pid, signal.SIGCONT)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    failures = [status for status, _ in outcomes if status not in (200,)]
+    assert len(outcomes) > 100 and not failures, f"{len(failures)} of {len(outcomes)} failed: {set(map(str, failures))}"
+    slowest = max(seconds for _, seconds in outcomes)
+    assert slowest < 3.0, f"slowest request took {slowest:.2f}s"
+    host = {"Host": "api.example"}
+
+    def fresh_everywhere() -> bool:
+        for port in stack.ports["instances"]:  # type: ignore[union-attr]
+            if json.loads(get(port, item, headers=host)[2])["pages"] != written[-1]:
+                return False
+        return True
+
+    wait_for(fresh_everywhere, 10, "the last write to be visible through both instances")
+    wait_for(lambda: get(stack.http, item)[1].get("x-cache") == "hit", 15, "the cache to serve hits again")
+    assert json.loads(get(stack.http, "/readyz")[2])["checks"]["redis"] == "ok"
+
+
+def test_writes_that_bypass_the_api_reach_cached_reads_through_the_watcher(stack: UpStack) -> None:
+    assert "restengine-watch" in stack.pids() or any("watch" in name for name in stack.pids())
+    listing = "/api/author?sort=name&limit=3"
+    first = json.loads(get(stack.http, listing)[2])["items"][0]
+    assert get(stack.http, listing)[1]["x-cache"] == "hit"
+    with MongoClient(f"mongodb://127.0.0.1:{stack.ports['db']}/?directConnection=true") as client:
+        client["restengine"].author.update_one({"name": first["name"]}, {"$set": {"bio": "changed behind the API"}})
+    wait_for(
+        lambda: json.loads(get(stack.http, listing)[2])["items"][0]["bio"] == "changed behind the API",
+        5,
+        "the watcher to invalidate the cached list",
+    )
