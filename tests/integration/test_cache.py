@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from mongoengine import signals
 
 import restengine
 from restengine import create_app
@@ -193,65 +194,63 @@ def _timed(client: FlaskClient, url: str) -> tuple[int, str, float]:
     return response.status_code, response.headers.get("X-Cache", ""), time.monotonic() - started
 
 
-def test_redis_down_serves_from_the_database_then_recovers(
-    mongodb_uri: str, redis_server: RedisServer, redis_url: str
-) -> None:
+@pytest.fixture
+def breaker_app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
+    """An app whose circuit breaker cools down in 1 s, with customer ABC123 stored."""
     with legacy_registry():
         app = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
         try:
-            client = app.test_client()
             customer("ABC123", "Ada")
-            assert _timed(client, "/api/customers/ABC123")[1] == "miss"
-            assert _timed(client, "/api/customers/ABC123")[1] == "hit"
-            redis_server.stop()
-            try:
-                outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(20)]
-                assert all(status == 200 for status, _, _ in outcomes), outcomes
-                assert max(seconds for _, _, seconds in outcomes) < 1.0, "a small bounded added latency"
-                assert app.extensions["restengine.cache"].breaker.open
-                assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
-                assert client.get("/api/customers/ABC123").get_json()["name"] == "Ann"
-            finally:
-                redis_server.start()
-            deadline = time.monotonic() + 10
-            while _timed(client, "/api/customers/ABC123")[1] != "hit" and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert _timed(client, "/api/customers/ABC123")[1] == "hit", "recovers by itself"
+            yield app
         finally:
             restengine.db.close_all()
+
+
+def test_redis_down_serves_from_the_database_then_recovers(breaker_app: Flask, redis_server: RedisServer) -> None:
+    client = breaker_app.test_client()
+    assert _timed(client, "/api/customers/ABC123")[1] == "miss"
+    assert _timed(client, "/api/customers/ABC123")[1] == "hit"
+    redis_server.stop()
+    try:
+        outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(20)]
+        assert all(status == 200 for status, _, _ in outcomes), outcomes
+        assert max(seconds for _, _, seconds in outcomes) < 1.0, "a small bounded added latency"
+        assert breaker_app.extensions["restengine.cache"].breaker.open
+        assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+        assert client.get("/api/customers/ABC123").get_json()["name"] == "Ann"
+    finally:
+        redis_server.start()
+    deadline = time.monotonic() + 10
+    while _timed(client, "/api/customers/ABC123")[1] != "hit" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _timed(client, "/api/customers/ABC123")[1] == "hit", "recovers by itself"
 
 
 def test_a_frozen_redis_costs_timeouts_not_errors_and_owed_invalidations_are_paid(
-    mongodb_uri: str, redis_server: RedisServer, redis_url: str
+    breaker_app: Flask, redis_server: RedisServer
 ) -> None:
-    with legacy_registry():
-        app = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
-        try:
-            client = app.test_client()
-            customer("ABC123", "Ada")
-            assert _timed(client, "/api/customers/ABC123")[1] == "miss"
-            pid = redis_server.process.pid
-            assert pid is not None
-            os.kill(pid, signal.SIGSTOP)  # data kept: the old entry survives the outage
-            try:
-                # The write cannot bump the generation now; this process owes it.
-                assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
-                outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(10)]
-                assert all(status == 200 for status, _, _ in outcomes)
-                assert max(seconds for _, _, seconds in outcomes) < 1.0
-            finally:
-                os.kill(pid, signal.SIGCONT)
-            time.sleep(1.2)  # the breaker's cooldown
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                response = client.get("/api/customers/ABC123")
-                assert response.get_json()["name"] == "Ann", "never the entry from before the write"
-                if response.headers["X-Cache"] == "hit":
-                    break
-                time.sleep(0.1)
-            assert client.get("/api/customers/ABC123").headers["X-Cache"] == "hit"
-        finally:
-            restengine.db.close_all()
+    client = breaker_app.test_client()
+    assert _timed(client, "/api/customers/ABC123")[1] == "miss"
+    pid = redis_server.process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # data kept: the old entry survives the outage
+    try:
+        # The write cannot bump the generation now; this process owes it.
+        assert client.patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+        outcomes = [_timed(client, "/api/customers/ABC123") for _ in range(10)]
+        assert all(status == 200 for status, _, _ in outcomes)
+        assert max(seconds for _, _, seconds in outcomes) < 1.0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(1.2)  # the breaker's cooldown
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = client.get("/api/customers/ABC123")
+        assert response.get_json()["name"] == "Ann", "never the entry from before the write"
+        if response.headers["X-Cache"] == "hit":
+            break
+        time.sleep(0.1)
+    assert client.get("/api/customers/ABC123").headers["X-Cache"] == "hit"
 
 
 def test_without_redis_the_cache_is_per_process(mongodb_uri: str) -> None:
@@ -313,3 +312,39 @@ def test_fresh_hits_skip_flask_and_answer_like_the_view(app: Flask, client: Flas
         assert dispatched[-1] == "/api/orders", "expand hits are served by the view"
     finally:
         request_started.disconnect(seen, app)
+
+
+def test_an_idle_worker_still_pays_the_invalidations_it_owes(mongodb_uri: str, redis_url: str) -> None:
+    import redis
+
+    from restengine.processes import free_port
+
+    with legacy_registry():
+        writer = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
+        reader = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)  # another worker
+        # MongoEngine's signals are per process: a separate worker would not hear the writer's saves.
+        reader_cache = reader.extensions["restengine.cache"]
+        signals.post_save.disconnect(reader_cache._on_document_write)
+        signals.post_bulk_insert.disconnect(reader_cache._on_document_write)
+        try:
+            customer("ABC123", "Ada")
+            reads = reader.test_client()
+            assert cached(reads, "/api/customers/ABC123")[0] == "miss"
+            assert cached(reads, "/api/customers/ABC123")[0] == "hit"
+            # The writer is cut off from Redis (a partition, not a frozen server:
+            # a frozen one still receives the INCR and runs it when it wakes up).
+            connection = writer.extensions["restengine.redis"]
+            working = connection.client()
+            connection._client = redis.Redis(port=free_port(), socket_connect_timeout=0.1, socket_timeout=0.1)
+            try:
+                assert writer.test_client().patch("/api/customers/ABC123", json={"name": "Ann"}).status_code == 200
+                assert cached(reads, "/api/customers/ABC123")[1]["name"] == "Ada", "stale while the bump is owed"
+            finally:
+                connection._client = working
+            # The writer gets no more requests; its background retry sends what it owes.
+            deadline = time.monotonic() + 6
+            while cached(reads, "/api/customers/ABC123")[1]["name"] != "Ann" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert cached(reads, "/api/customers/ABC123")[1]["name"] == "Ann"
+        finally:
+            restengine.db.close_all()
