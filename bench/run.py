@@ -1,0 +1,342 @@
+"""RestEngine against what users would pick instead: one command, same data, same database.
+
+    .venv/bin/python -m bench.run            # full: every configuration, workload and concurrency (~15 min)
+    .venv/bin/python -m bench.run --quick    # 3 configurations, 2 workloads, 64 connections (< 2 min)
+
+Starts, on free loopback ports in a temp dir: the embedded database (SecantusDB) seeded with the
+demo bookstore, and a redis-server. Then, one configuration at a time: starts it, warms it, drives
+``wrk`` (bench/wrk/workload.lua: random ids and tags) for each workload and concurrency, reads CPU
+time from /proc (app processes, the database, Redis, wrk), and stops it. Writes the raw results to
+bench/results/run-<timestamp>.json, a markdown report to docs/benchmarks-peers.md, plots to
+docs/img/, and prints the project's performance ratios (a report, not assertions). Needs ``wrk``
+and the ``bench`` extra (FastAPI, uvicorn, Eve, matplotlib). Loopback only; every run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pymongo import MongoClient
+
+from bench.common import cpu_seconds, parse_wrk, versions
+from restengine.api.pagination import CursorCodec
+from restengine.config import DEMO_MODULE, Settings, load_settings
+from restengine.dbserver import HOST, DatabaseServer
+from restengine.processes import Managed, free_port
+from restengine.stack import Stack, gunicorn_process, http_ok, local_secret, prepare_database, redis_process
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = ROOT / "bench" / "wrk" / "workload.lua"
+RESULTS, IMG = ROOT / "bench" / "results", ROOT / "docs" / "img"
+REPORT = ROOT / "docs" / "benchmarks-peers.md"
+TAGS = "fiction,history,science,poetry,travel,classic,mystery,fantasy"
+EVE_WHERE = quote('{"tags":"{tag}"}', safe="{}")
+
+
+@dataclasses.dataclass
+class Config:
+    """How to start one thing to measure, and the URLs it answers."""
+
+    name: str
+    start: Callable[[Path, dict[str, str]], tuple[list[Managed], int]]
+    workloads: tuple[str, ...]
+    item: str = "/api/books/{id}"
+    list: str = "/api/books?tags={tag}&limit=20"
+    expand: str = "/api/books?tags={tag}&limit=20&expand=author"
+    create: str = "/api/books"
+    body: str | None = None
+    deep: tuple[str, str] | None = None  # (page 1 path, page 500 path)
+    health: str = "/healthz"
+
+
+def _managed(name: str, argv: list[str], port: int, env: dict[str, str], log: Path) -> Managed:
+    return Managed(name=name, argv=argv, log_path=log / f"{name}.log", env=env, cwd=ROOT,
+                   ready=lambda: http_ok(port), ready_timeout=60)  # fmt: skip
+
+
+def gunicorn(app: str, **extra: str) -> Callable[[Path, dict[str, str]], tuple[list[Managed], int]]:
+    def start(log: Path, env: dict[str, str]) -> tuple[list[Managed], int]:
+        port = free_port()
+        proc = gunicorn_process(f"g{port}", port, {**env, **extra}, log)
+        proc.argv = [*proc.argv, app]
+        return [proc], port
+
+    return start
+
+
+def command(
+    argv: Callable[[int], list[str]], **extra: str
+) -> Callable[[Path, dict[str, str]], tuple[list[Managed], int]]:
+    def start(log: Path, env: dict[str, str]) -> tuple[list[Managed], int]:
+        port = free_port()
+        return [_managed(f"p{port}", argv(port), port, {**env, **extra}, log)], port
+
+    return start
+
+
+def restengine_stack(log: Path, env: dict[str, str]) -> tuple[list[Managed], int]:
+    """nginx in front of two gthread instances (and the watcher), on the shared database and Redis."""
+    settings = load_settings(
+        {"RESTENGINE_DATA_DIR": str(log / "stack"), "RESTENGINE_HTTP_PORT": free_port(),
+         "RESTENGINE_INSTANCE_PORTS": f"{free_port()},{free_port()}"}, environ=env,
+    )  # fmt: skip
+    stack = Stack(settings, progress=False)
+    stack.start()
+    procs = [p for p in (*stack.instances, stack.watcher, stack.nginx) if p is not None]
+    STACKS.append(stack)
+    return procs, settings.http_port
+
+
+STACKS: list[Stack] = []
+UVICORN = [sys.executable, "-m", "uvicorn", "--workers", "2", "--loop", "uvloop", "--http", "httptools",
+           "--no-access-log", "--host", HOST, "--port"]  # fmt: skip
+ALL = ("item", "list", "expand", "create", "mix")
+
+
+def configs(deep_cursor: str, page: int) -> list[Config]:
+    deep = ("/api/books?limit=20", f"/api/books?limit=20&cursor={deep_cursor}")
+    offset = ("/api/books?limit=20&page=1", f"/api/books?limit=20&page={page}")
+    return [
+        Config("restengine nginx 2×gthread", restengine_stack, ALL),
+        Config("restengine gthread", gunicorn("restengine.wsgi:app"), ALL),
+        Config(
+            "restengine gthread no cache",
+            gunicorn("restengine.wsgi:app", RESTENGINE_CACHE_TTL="0"),
+            (*ALL, "deep"),
+            deep=deep,
+        ),
+        Config("restengine gevent", gunicorn("restengine.wsgi:app", RESTENGINE_WORKER_CLASS="gevent"), ALL),
+        Config(
+            "legacy flask dev server",
+            command(lambda p: [sys.executable, "-m", "bench.peers.legacy_flask", "--port", str(p)]),
+            (*ALL, "deep"),
+            deep=offset,
+        ),
+        Config(
+            "gunicorn sync",
+            command(
+                lambda p: [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    "2",
+                    "-b",
+                    f"{HOST}:{p}",
+                    "bench.peers.legacy_flask:app",
+                ]
+            ),
+            ALL,
+        ),
+        Config("fastapi threadpool", command(lambda p: [*UVICORN, str(p), "bench.peers.fastapi_threadpool:app"]), ALL),
+        Config(
+            "fastapi async",
+            command(lambda p: [*UVICORN, str(p), "bench.peers.fastapi_async:app"]),
+            (*ALL, "deep"),
+            deep=offset,
+        ),
+        Config(
+            "eve",
+            gunicorn("bench.peers.eve_app:app"),
+            ALL,
+            list=f"/api/books?where={EVE_WHERE}&max_results=20",
+            expand=f"/api/books?where={EVE_WHERE}&max_results=20&embedded=%7B%22author%22:1%7D",
+            body='{"title":"Bench","isbn":"{isbn}","author":"{author}","price":9.99,"tags":["bench"]}',
+        ),
+        Config(
+            "empty flask (ceiling)", gunicorn("bench.peers.empty_app:app"), ("item",), item="/empty", health="/empty"
+        ),
+        Config("raw pymongo (ceiling)", gunicorn("bench.peers.raw_pymongo:app"), ("item", "list")),
+    ]
+
+
+def run_wrk(config: Config, workload: str, port: int, connections: int, seconds: int, data: dict[str, Path],
+            nonce: int) -> dict[str, Any]:  # fmt: skip
+    env = {**os.environ, "WL_IDS": str(data["ids"]), "WL_AUTHORS": str(data["authors"]), "WL_TAGS": TAGS,
+           "WL_ITEM": config.item, "WL_CREATE": config.create, "WL_NONCE": str(nonce),
+           "WL_LIST": config.expand if workload == "expand" else config.list,
+           "WL_KIND": {"expand": "list", "deep1": "item", "deep500": "item"}.get(workload, workload)}  # fmt: skip
+    if config.body:
+        env["WL_BODY"] = config.body
+    if workload.startswith("deep") and config.deep:
+        env["WL_ITEM"] = config.deep[0] if workload == "deep1" else config.deep[1]
+        env["WL_IDS"] = str(data["one"])
+    threads = min(2, connections)
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",
+            "-s", str(LUA), f"http://{HOST}:{port}"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+    result = parse_wrk(done.stdout)
+    result["cpu_loadgen"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result
+
+
+def measure(config: Config, procs: list[Managed], port: int, workload: str, connections: int, seconds: int,
+            data: dict[str, Path], infra: dict[str, Managed], nonce: int) -> dict[str, Any]:  # fmt: skip
+    def cpu() -> dict[str, float]:
+        return {"app": sum(cpu_seconds(p.pid) for p in procs if p.pid),
+                **{name: cpu_seconds(p.pid) for name, p in infra.items() if p.pid}}  # fmt: skip
+
+    start = cpu()
+    result = run_wrk(config, workload, port, connections, seconds, data, nonce)
+    end = cpu()
+    per_k = 1000 / max(result["requests"], 1)
+    result.update({f"cpu_{k}_per_1k": (end[k] - start[k]) * per_k for k in start})
+    result["cpu_loadgen_per_1k"] = result.pop("cpu_loadgen") * per_k
+    result.update(config=config.name, workload=workload, connections=connections)
+    return result
+
+
+def deep_page(books: int) -> int:
+    return min(500, books // 20)
+
+
+def prepare(tmp: Path, books: int) -> tuple[dict[str, Managed], dict[str, str], dict[str, Path], str]:
+    """Database, Redis, demo data; returns them, the shared environment, data files, a deep cursor."""
+    database = DatabaseServer(tmp / "db", free_port())
+    database.start()
+    redis_server = redis_process(shutil.which("redis-server") or "redis-server", free_port(), tmp, tmp)
+    redis_server.start()
+    redis_server.wait_ready()
+    redis_port = redis_server.argv[redis_server.argv.index("--port") + 1]
+    settings: Settings = local_secret(load_settings({"MONGODB_URI": database.uri, "RESTENGINE_SEED_BOOKS": books,
+                                                     "RESTENGINE_DATA_DIR": str(tmp)}, environ={}))  # fmt: skip
+    prepare_database(settings, (DEMO_MODULE,), progress=False)
+    env = {**os.environ, "MONGODB_URI": database.uri, "REDIS_URL": f"redis://{HOST}:{redis_port}/0",
+           "RESTENGINE_SECRET_KEY": settings.secret_key or "", "RESTENGINE_WORKERS": "2",
+           "RESTENGINE_THREADS": "8", "RESTENGINE_PROC_NAME": "bench"}  # fmt: skip
+    with MongoClient(database.uri) as client:
+        db = client.get_default_database()
+        ids = [str(d["_id"]) for d in db.books.find({}, {"_id": 1}).limit(1000)]
+        authors = [str(d["_id"]) for d in db.author.find({}, {"_id": 1})]
+        # The cursor a client holds after walking to the deep page (page 500 of the full data set).
+        before_deep = db.books.find({}, {"_id": 1}).sort("_id", 1).skip((deep_page(books) - 1) * 20 - 1)
+        last = before_deep.limit(1).next()["_id"]
+    cursor = CursorCodec((settings.secret_key or "").encode()).encode([("_id", 1)], [last])
+    data = {"ids": tmp / "ids.txt", "authors": tmp / "authors.txt", "one": tmp / "one.txt"}
+    data["ids"].write_text("\n".join(ids) + "\n")
+    data["authors"].write_text("\n".join(authors) + "\n")
+    data["one"].write_text("x\n")
+    infra = {"db": database.process, "redis": redis_server}
+    return {k: v for k, v in infra.items() if v is not None}, env, data, cursor
+
+
+def warm(config: Config, port: int, data: dict[str, Path], nonce: int) -> None:
+    """A short run of each read workload, so caches and pools are warm before measuring."""
+    for workload in ("item", "list"):
+        if workload in config.workloads:
+            run_wrk(config, workload, port, 16, 2, data, nonce)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 configurations, 2 workloads, 64 connections")
+    parser.add_argument("--seconds", type=int, default=None, help="seconds per run (default 2, quick 3)")
+    parser.add_argument("--only", default="", help="comma-separated configuration names (substring match)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: ./dev setup (or apt-get install wrk)", file=sys.stderr)
+        return 2
+    quick = args.quick
+    seconds = args.seconds or (3 if quick else 2)
+    levels = (64,) if quick else (1, 16, 64, 256)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    started = time.time()
+    results: list[dict[str, Any]] = []
+    books = 0
+    with tempfile.TemporaryDirectory(prefix="restengine-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        books = 2000 if quick else 10_000
+        infra, env, data, cursor = prepare(tmp, books)
+        try:
+            chosen = configs(cursor, deep_page(books))
+            if quick:
+                chosen = [
+                    c for c in chosen if c.name in ("restengine gthread", "fastapi async", "empty flask (ceiling)")
+                ]
+            if args.only:
+                wanted = args.only.split(",")
+                chosen = [c for c in chosen if any(w in c.name for w in wanted)]
+            for index, config in enumerate(chosen):
+                results += run_config(config, tmp, env, data, infra, levels, seconds, quick, index)
+        except KeyboardInterrupt:
+            print("interrupted: stopping everything", file=sys.stderr)
+        finally:
+            for proc in infra.values():
+                proc.stop()
+    from bench.report import write_report
+
+    meta = {
+        "command": "python -m bench.run" + (" --quick" if quick else ""),
+        "seconds_per_run": seconds,
+        "duration_s": round(time.time() - started),
+        "versions": versions(),
+        "date": time.strftime("%Y-%m-%d"),
+        "books": books,
+        "deep_page": deep_page(books),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    raw = RESULTS / f"run-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    raw.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    report = RESULTS / "quick.md" if quick else REPORT  # a quick run never replaces the full report
+    print(write_report(results, meta, report, IMG, quick=quick))
+    print(f"raw results: {raw.relative_to(ROOT)}; report: {report.relative_to(ROOT)}")
+    return 0
+
+
+def run_config(config: Config, tmp: Path, env: dict[str, str], data: dict[str, Path], infra: dict[str, Managed],
+               levels: tuple[int, ...], seconds: int, quick: bool, index: int) -> list[dict[str, Any]]:  # fmt: skip
+    log = tmp / f"log-{index}"
+    log.mkdir()
+    procs: list[Managed] = []
+    out: list[dict[str, Any]] = []
+    try:
+        procs, port = config.start(log, env)
+        for proc in procs:
+            if proc.proc is None:
+                proc.ready = lambda port=port: http_ok(port, config.health)
+                proc.start()
+        for proc in procs:
+            proc.wait_ready()
+        nonce = random.randrange(1000)
+        warm(config, port, data, nonce)
+        workloads = [w for w in config.workloads if not quick or w in ("item", "list")]
+        for workload in workloads:
+            for name in ("deep1", "deep500") if workload == "deep" else (workload,):
+                for connections in (64,) if workload == "deep" else levels:
+                    result = measure(config, procs, port, name, connections, seconds, data, infra, nonce)
+                    out.append(result)
+                    print(f"{config.name:30} {name:8} c={connections:<3} {result['rps']:8.0f} req/s  "
+                          f"p99 {result['p99'] or 0:7.1f} ms  errors {result['non2xx'] + result['socket_errors']}",
+                          flush=True)  # fmt: skip
+    except Exception as exc:  # one configuration failing must not lose the others
+        print(f"{config.name}: FAILED: {exc} (logs in {log})", file=sys.stderr)
+        out.append({"config": config.name, "error": str(exc)})
+    finally:
+        while STACKS:
+            STACKS.pop().stop()
+        for proc in procs:
+            proc.stop()
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
