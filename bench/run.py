@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
-import random
 import resource
 import shutil
 import signal
@@ -103,6 +103,7 @@ def restengine_stack(log: Path, env: dict[str, str]) -> tuple[list[Managed], int
 
 
 STACKS: list[Stack] = []
+RUNS = itertools.count()  # every wrk run creates ISBNs in its own range
 UVICORN = [sys.executable, "-m", "uvicorn", "--workers", "2", "--loop", "uvloop", "--http", "httptools",
            "--no-access-log", "--host", HOST, "--port"]  # fmt: skip
 ALL = ("item", "list", "expand", "create", "mix")
@@ -134,6 +135,8 @@ def configs(deep_cursor: str, page: int) -> list[Config]:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    "-c",
+                    "bench/peers/gunicorn_sync.conf.py",
                     "-w",
                     "2",
                     "-b",
@@ -168,7 +171,7 @@ def configs(deep_cursor: str, page: int) -> list[Config]:
 def run_wrk(config: Config, workload: str, port: int, connections: int, seconds: int, data: dict[str, Path],
             nonce: int) -> dict[str, Any]:  # fmt: skip
     env = {**os.environ, "WL_IDS": str(data["ids"]), "WL_AUTHORS": str(data["authors"]), "WL_TAGS": TAGS,
-           "WL_ITEM": config.item, "WL_CREATE": config.create, "WL_NONCE": str(nonce),
+           "WL_ITEM": config.item, "WL_CREATE": config.create, "WL_NONCE": str(next(RUNS) % 1000),
            "WL_LIST": config.expand if workload == "expand" else config.list,
            "WL_KIND": {"expand": "list", "deep1": "item", "deep500": "item"}.get(workload, workload)}  # fmt: skip
     if config.body:
@@ -209,11 +212,14 @@ def deep_page(books: int) -> int:
     return min(500, books // 20)
 
 
-def prepare(tmp: Path, books: int) -> tuple[dict[str, Managed], dict[str, str], dict[str, Path], str]:
-    """Database, Redis, demo data; returns them, the shared environment, data files, a deep cursor."""
+def prepare(tmp: Path, books: int, infra: dict[str, Managed]) -> tuple[dict[str, str], dict[str, Path], str]:
+    """Database, Redis (added to ``infra`` as they start), demo data; the environment, data files, a deep cursor."""
     database = DatabaseServer(tmp / "db", free_port())
     database.start()
+    if database.process is not None:
+        infra["db"] = database.process
     redis_server = redis_process(shutil.which("redis-server") or "redis-server", free_port(), tmp, tmp)
+    infra["redis"] = redis_server
     redis_server.start()
     redis_server.wait_ready()
     redis_port = redis_server.argv[redis_server.argv.index("--port") + 1]
@@ -235,8 +241,7 @@ def prepare(tmp: Path, books: int) -> tuple[dict[str, Managed], dict[str, str], 
     data["ids"].write_text("\n".join(ids) + "\n")
     data["authors"].write_text("\n".join(authors) + "\n")
     data["one"].write_text("x\n")
-    infra = {"db": database.process, "redis": redis_server}
-    return {k: v for k, v in infra.items() if v is not None}, env, data, cursor
+    return env, data, cursor
 
 
 def warm(config: Config, port: int, data: dict[str, Path], nonce: int) -> None:
@@ -265,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="restengine-bench-") as tmpdir:
         tmp = Path(tmpdir)
         books = 2000 if quick else 10_000
-        infra, env, data, cursor = prepare(tmp, books)
+        infra: dict[str, Managed] = {}
         try:
+            env, data, cursor = prepare(tmp, books, infra)
             chosen = configs(cursor, deep_page(books))
-            if quick:
+            if quick and not args.only:
                 chosen = [
                     c for c in chosen if c.name in ("restengine gthread", "fastapi async", "empty flask (ceiling)")
                 ]
@@ -316,7 +322,7 @@ def run_config(config: Config, tmp: Path, env: dict[str, str], data: dict[str, P
                 proc.start()
         for proc in procs:
             proc.wait_ready()
-        nonce = random.randrange(1000)
+        nonce = 0
         warm(config, port, data, nonce)
         workloads = [w for w in config.workloads if not quick or w in ("item", "list")]
         for workload in workloads:
