@@ -112,6 +112,7 @@ def plots(results: list[dict[str, Any]], img: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     img.mkdir(parents=True, exist_ok=True)
+    plt.rcParams["axes.prop_cycle"] = plt.cycler(color=plt.get_cmap("tab20").colors)  # 11+ distinct lines
     written = []
     for workload in WORKLOADS:
         rows = [r for r in results if r.get("workload") == workload]
@@ -180,3 +181,14 @@ def write_report(results: list[dict[str, Any]], meta: dict[str, Any], report: Pa
         plots(good, img)
     report.write_text("\n".join(lines))
     return "\n".join(["Ratios:", *ratio_lines(good)])
+
+
+if __name__ == "__main__":  # python -m bench.report bench/results/run-<timestamp>.json: redo report and plots
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    saved = json.loads(Path(sys.argv[1]).read_text())
+    quick = "--quick" in saved["meta"]["command"]
+    target = root / "bench" / "results" / "quick.md" if quick else root / "docs" / "benchmarks-peers.md"
+    print(write_report(saved["results"], saved["meta"], target, root / "docs" / "img", quick=quick))
