@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import http.client
 import itertools
 import json
 import os
@@ -103,6 +104,7 @@ def restengine_stack(log: Path, env: dict[str, str]) -> tuple[list[Managed], int
 
 
 STACKS: list[Stack] = []
+FRESH: list[FreshDatabase] = []
 RUNS = itertools.count()  # every wrk run creates ISBNs in its own range
 UVICORN = [sys.executable, "-m", "uvicorn", "--workers", "2", "--loop", "uvloop", "--http", "httptools",
            "--no-access-log", "--host", HOST, "--port"]  # fmt: skip
@@ -200,7 +202,7 @@ def measure(config: Config, procs: list[Managed], port: int, workload: str, conn
 
     start = cpu()
     slow = workload in ("list", "expand", "mix", "deep1", "deep500")  # bound by the database: longer runs
-    result = run_wrk(config, workload, port, connections, seconds * 2 if slow else seconds, data, nonce)
+    result = run_wrk(config, workload, port, connections, int(seconds * 1.5) if slow else seconds, data, nonce)
     drain([*procs, *infra.values()])  # requests wrk gave up on may still be running
     end = cpu()
     per_k = 1000 / max(result["requests"], 1)
@@ -214,7 +216,41 @@ def deep_page(books: int) -> int:
     return min(500, books // 20)
 
 
-def drain(procs: list[Managed], idle: float = 0.1, cap: float = 20.0) -> None:
+class FreshDatabase:
+    """The database, restored from a seeded copy before every workload.
+
+    SecantusDB executes queries one at a time and keeps executing those whose clients went away,
+    so a 256-connection run of a slow workload leaves minutes of backlog; restarting it from the
+    seeded data (same port: clients reconnect) gives every workload the same, idle database.
+    """
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.template, self.work, self.port = tmp / "db-template", tmp / "db", port
+        self.server = DatabaseServer(self.work, port)
+
+    @property
+    def process(self) -> Managed | None:
+        return self.server.process
+
+    def seal(self) -> None:
+        """Stop the seeded server and keep its data as the template."""
+        self.server.stop()
+        shutil.copytree(self.work, self.template)
+
+    def reset(self, infra: dict[str, Managed]) -> None:
+        proc = self.server.process
+        if proc is not None and proc.proc is not None:
+            proc.proc.kill()  # the data is thrown away anyway
+            proc.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+        shutil.copytree(self.template, self.work)
+        self.server = DatabaseServer(self.work, self.port)
+        self.server.start()
+        if self.server.process is not None:
+            infra["db"] = self.server.process
+
+
+def drain(procs: list[Managed], idle: float = 0.1, cap: float = 5.0) -> None:
     """Wait until ``procs`` use less than ``idle`` of a core, at most ``cap`` seconds.
 
     A database that queues queries (SecantusDB runs them one at a time) keeps working through
@@ -230,7 +266,8 @@ def drain(procs: list[Managed], idle: float = 0.1, cap: float = 20.0) -> None:
 
 def prepare(tmp: Path, books: int, infra: dict[str, Managed]) -> tuple[dict[str, str], dict[str, Path], str]:
     """Database, Redis (added to ``infra`` as they start), demo data; the environment, data files, a deep cursor."""
-    database = DatabaseServer(tmp / "db", free_port())
+    fresh = FreshDatabase(tmp, free_port())
+    database = fresh.server
     database.start()
     if database.process is not None:
         infra["db"] = database.process
@@ -257,7 +294,23 @@ def prepare(tmp: Path, books: int, infra: dict[str, Managed]) -> tuple[dict[str,
     data["ids"].write_text("\n".join(ids) + "\n")
     data["authors"].write_text("\n".join(authors) + "\n")
     data["one"].write_text("x\n")
+    fresh.seal()
+    FRESH.append(fresh)
     return env, data, cursor
+
+
+def reconnect(config: Config, port: int, data: dict[str, Path]) -> None:
+    """A few untimed GETs after a database reset, so drivers replace their dead pooled connections."""
+    ids = data["ids"].read_text().split()[:20]
+    for book in ids:
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        try:
+            conn.request("GET", config.item.replace("{id}", book))
+            conn.getresponse().read()
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
 
 def warm(config: Config, port: int, data: dict[str, Path], nonce: int) -> None:
@@ -331,6 +384,7 @@ def run_config(config: Config, tmp: Path, env: dict[str, str], data: dict[str, P
     procs: list[Managed] = []
     out: list[dict[str, Any]] = []
     try:
+        FRESH[0].reset(infra)
         procs, port = config.start(log, env)
         for proc in procs:
             if proc.proc is None:
@@ -342,6 +396,8 @@ def run_config(config: Config, tmp: Path, env: dict[str, str], data: dict[str, P
         warm(config, port, data, nonce)
         workloads = [w for w in config.workloads if not quick or w in ("item", "list")]
         for workload in workloads:
+            FRESH[0].reset(infra)
+            reconnect(config, port, data)
             for name in ("deep1", "deep500") if workload == "deep" else (workload,):
                 for connections in (64,) if workload == "deep" else levels:
                     result = measure(config, procs, port, name, connections, seconds, data, infra, nonce)
