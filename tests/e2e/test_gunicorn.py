@@ -20,6 +20,20 @@ from tests.e2e.helpers import get, get_json, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def gunicorn_argv(port: int, *app: str) -> list[str]:
+    """gunicorn with the project's gunicorn.conf.py on 127.0.0.1:``port`` (and an app other than its own)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(ROOT / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        *app,
+    ]
+
+
 @contextmanager
 def gunicorn(tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app") -> Iterator[tuple[int, Path]]:
     port = free_port()
@@ -27,16 +41,7 @@ def gunicorn(tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:ap
     full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                app,
-            ],
+            gunicorn_argv(port, app),
             cwd=ROOT,
             env=full_env,
             stdout=out,
@@ -108,15 +113,7 @@ def test_gevent_worker_is_patched_before_pymongo(tmp_path: Path, mongodb_uri: st
 )
 def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-            "--bind",
-            f"127.0.0.1:{free_port()}",
-        ],
+        gunicorn_argv(free_port()),
         cwd=ROOT,
         env={**os.environ, key: value},
         capture_output=True,
