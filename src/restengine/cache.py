@@ -1,11 +1,23 @@
 """One response cache for every worker and instance, never stale after a write.
 
-Keys carry a *generation* per collection the response was built from (the
-resource's own, plus those of expanded references). A write bumps its
-collection's generation (``INCR``) after the database write committed, so
-every worker of every instance stops using the older entries at once, with
-no ``KEYS``/``SCAN`` anywhere. A lookup is one Redis round trip: a small Lua
-script reads the generations and the entry together.
+Keys carry the *generations* of what the response was built from. A write
+bumps them after the database write committed, so every worker of every
+instance stops using the older entries at once, with no ``KEYS``/``SCAN``
+anywhere. A lookup is one Redis round trip: a small Lua script reads the
+generations and the entry together. Per collection there are three kinds:
+
+* the collection's generation (``re:g:<db>.<coll>``), bumped by every write:
+  lists, and expanded references, use it;
+* its *documents* generation (``re:gd:``), bumped only by writes that cannot
+  be pinned to single documents (``_bulk``, drops, a watcher restart);
+* one *item* generation per written document (``re:gi:``), which an item
+  write sets to the collection's new generation.
+
+An item read uses the documents and item generations: a write to one book
+leaves every other cached book a hit. Item generations expire (twice the
+longest entry lifetime seen for the collection, plus a minute), so Redis
+holds one only for documents written recently; since a bump sets a value
+never used before, an expired one can never bring back an older entry.
 
 Entries are fresh for the resource's TTL, then *stale* for a short window:
 one request rebuilds a stale or missing entry while the others wait briefly
@@ -33,13 +45,16 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_plus
 
 import orjson
+from bson import ObjectId
 from flask_caching.backends import SimpleCache
 from mongoengine import signals
+from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
 
 from restengine.config import Settings
@@ -61,6 +76,25 @@ local full = ARGV[1] .. ':' .. table.concat(parts, '.')
 return {full, redis.call('GET', full)}
 """
 _LOOKUP_SHA = hashlib.sha1(_LOOKUP.encode()).hexdigest()
+
+# Stores an entry and raises the collection's recorded longest entry lifetime (ms).
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local life = tonumber(redis.call('GET', KEYS[2]) or '0')
+if life < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+"""
+
+# Bumps a collection's generation and sets the written documents' item
+# generations to the new value, expiring after twice the longest entry
+# lifetime plus a minute (an entry put late by a slow request included).
+BUMP_ITEMS = """
+local generation = redis.call('INCR', KEYS[1])
+local life = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 3, #KEYS do redis.call('SET', KEYS[i], generation, 'PX', 2 * life + 60000) end
+return generation
+"""
+
+ITEMS_MAX = 256  # a write of more documents than this invalidates the whole collection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,13 +159,50 @@ class CircuitBreaker:
             return self._failures >= self.threshold
 
 
+@dataclasses.dataclass(frozen=True)
+class CollectionKeys:
+    """The Redis keys of one collection's generations, and of its longest entry lifetime."""
+
+    generation: str
+    documents: str
+    life: str
+    prefix: str
+
+    @classmethod
+    def of(cls, database: str, collection: str) -> CollectionKeys:
+        name = f"{database}.{collection}"
+        return cls(generation_key(database, collection), f"{PREFIX}gd:{name}", f"{PREFIX}life:{name}",
+                   f"{PREFIX}gi:{name}:")  # fmt: skip
+
+    def item(self, token: str) -> str:
+        return self.prefix + token
+
+
+def item_token(value: Any) -> str | None:
+    """A document's ``_id`` (as stored) as a short string, the same in every process; ``None`` for other types.
+
+    Writers and readers must agree on it, the watcher included (it sees the
+    stored ``_id`` of a change), hence the stored value, not MongoEngine's.
+    """
+    if isinstance(value, ObjectId):
+        return f"o{value}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"i{value}"
+    if isinstance(value, uuid.UUID):
+        return f"u{value.hex}"
+    if isinstance(value, str):
+        return f"s{value}" if len(value) <= 64 else "h" + hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
+    return None
+
+
 class Backend(Protocol):
     def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]: ...
     def get(self, key: str) -> bytes | None: ...
-    def put(self, key: str, value: bytes, ttl: float) -> None: ...
+    def put(self, key: str, value: bytes, ttl: float, life_key: str) -> None: ...
     def lock(self, key: str, ttl: float) -> bool: ...
     def unlock(self, key: str) -> None: ...
     def bump(self, generations: Iterable[str]) -> None: ...
+    def bump_items(self, keys: CollectionKeys, items: Sequence[str]) -> None: ...
 
 
 class Unavailable(Exception):
@@ -144,6 +215,9 @@ class RedisBackend:
     def __init__(self, conn: RedisConnection, breaker: CircuitBreaker) -> None:
         self.conn = conn
         self.breaker = breaker
+        # redis-py scripts: EVALSHA, loading the script on NOSCRIPT (a restarted Redis)
+        self._put_script = Script(None, _PUT.encode())  # type: ignore[arg-type]
+        self._bump_items_script = Script(None, BUMP_ITEMS.encode())  # type: ignore[arg-type]
         self._pending: set[str] = set()  # generations not bumped while Redis was away
         self._pending_lock = threading.Lock()
         self._retrier: threading.Thread | None = None
@@ -191,8 +265,9 @@ class RedisBackend:
         value: bytes | None = self._call(lambda client: client.get(key))
         return value
 
-    def put(self, key: str, value: bytes, ttl: float) -> None:
-        self._call(lambda client: client.set(key, value, px=max(1, int(ttl * 1000))))
+    def put(self, key: str, value: bytes, ttl: float, life_key: str) -> None:
+        px = max(1, int(ttl * 1000))
+        self._call(lambda client: self._put_script(keys=[key, life_key], args=[value, px], client=client))
 
     def lock(self, key: str, ttl: float) -> bool:
         return bool(self._call(lambda client: client.set(key, b"1", nx=True, px=max(1, int(ttl * 1000)))))
@@ -209,11 +284,20 @@ class RedisBackend:
                 pipe.incr(key)
             pipe.execute()
 
+        self._bump_or_owe(run, keys)
+
+    def bump_items(self, keys: CollectionKeys, items: Sequence[str]) -> None:
+        script_keys = [keys.generation, keys.life, *(keys.item(t) for t in items)]
+        # Owed while Redis is away: the whole collection (an item bump cannot wait; INCRs can).
+        self._bump_or_owe(lambda client: self._bump_items_script(keys=script_keys, client=client),
+                          [keys.generation, keys.documents])  # fmt: skip
+
+    def _bump_or_owe(self, run: Callable[[Any], Any], owed: Sequence[str]) -> None:
         try:
             self._call(run)
         except Unavailable:
             with self._pending_lock:
-                self._pending.update(keys)
+                self._pending.update(owed)
                 self._start_retrier()
             raise
 
@@ -234,23 +318,27 @@ class RedisBackend:
 class LocalBackend:
     """Per-process entries (Flask-Caching's SimpleCache) and generations: no Redis."""
 
+    ITEMS_KEPT = 50_000  # item generations kept before they and every entry are dropped
+
     def __init__(self) -> None:
         self._values = SimpleCache(threshold=5000)
         self._generations: dict[str, int] = {}
+        self._items = 0  # item generations kept
+        self._epoch = 0  # part of every key: a new epoch makes every older entry unreachable
         self._locks: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def lookup(self, base: str, generations: Sequence[str]) -> tuple[str, bytes | None]:
         with self._lock:
             parts = [str(self._generations.get(key, 0)) for key in generations]
-        full = f"{base}:{'.'.join(parts)}"
+            full = f"{base}:{self._epoch}:{'.'.join(parts)}"
         return full, self._values.get(full)
 
     def get(self, key: str) -> bytes | None:
         value: bytes | None = self._values.get(key)
         return value
 
-    def put(self, key: str, value: bytes, ttl: float) -> None:
+    def put(self, key: str, value: bytes, ttl: float, life_key: str) -> None:
         self._values.set(key, value, timeout=max(1, int(ttl + 0.999)))
 
     def lock(self, key: str, ttl: float) -> bool:
@@ -269,6 +357,19 @@ class LocalBackend:
         with self._lock:
             for key in generations:
                 self._generations[key] = self._generations.get(key, 0) + 1
+
+    def bump_items(self, keys: CollectionKeys, items: Sequence[str]) -> None:
+        with self._lock:
+            generation = self._generations[keys.generation] = self._generations.get(keys.generation, 0) + 1
+            if self._items + len(items) > self.ITEMS_KEPT:
+                # Forget the item generations, and every entry (even one a request is building now).
+                self._generations = {k: v for k, v in self._generations.items() if not k.startswith(f"{PREFIX}gi:")}
+                self._epoch += 1
+                self._values.clear()
+                self._items = 0
+            for token in items:
+                self._generations[keys.item(token)] = generation
+            self._items += len(items)
 
 
 @dataclasses.dataclass
@@ -294,30 +395,53 @@ class ResponseCache:
 
     # ------------------------------------------------------------ generations
 
-    def generation_key(self, collection: str) -> str:
-        return generation_key(self.database, collection)
+    def keys(self, collection: str) -> CollectionKeys:
+        return CollectionKeys.of(self.database, collection)
+
+    def list_generations(self, collections: Iterable[str]) -> list[str]:
+        """What a list (or an expansion) built from ``collections`` depends on: every write to them."""
+        return [self.keys(c).generation for c in collections]
+
+    def item_generations(self, collection: str, pk: Any) -> list[str]:
+        """What one document's representation depends on: writes to it (``pk`` as stored) and collection-wide ones."""
+        keys = self.keys(collection)
+        token = item_token(pk)
+        return [keys.documents] if token is None else [keys.documents, keys.item(token)]
 
     def invalidate(self, collections: Iterable[str]) -> None:
-        """Bump the generations of ``collections``: every cached read built from them is gone."""
-        keys = [self.generation_key(c) for c in set(collections)]
-        if not keys:
+        """Bump every generation of ``collections``: every cached read built from them is gone."""
+        generations = [key for c in set(collections) for key in (self.keys(c).generation, self.keys(c).documents)]
+        if not generations:
             return
         try:
-            self.backend.bump(keys)
+            self.backend.bump(generations)
         except Unavailable:
-            log.warning("could not invalidate %s now; will when Redis answers (TTL bounds staleness)", keys)
+            log.warning("could not invalidate %s now; will when Redis answers (TTL bounds staleness)", generations)
+
+    def invalidate_items(self, collection: str, pks: Iterable[Any]) -> None:
+        """A write to the documents ``pks`` (as stored): their item reads and the collection's lists are gone."""
+        tokens = {item_token(pk) for pk in pks}
+        if None in tokens or len(tokens) > ITEMS_MAX:
+            self.invalidate([collection])
+            return
+        try:
+            self.backend.bump_items(self.keys(collection), sorted(t for t in tokens if t is not None))
+        except Unavailable:
+            log.warning("could not invalidate %s now; will when Redis answers (TTL bounds staleness)", collection)
 
     def _on_document_write(self, sender: Any, document: Any = None, documents: Any = None, **_: Any) -> None:
         collection = getattr(sender, "_get_collection_name", lambda: None)()
-        if collection:
-            self.invalidate([collection])
+        if not collection:
+            return
+        written = [document] if document is not None else list(documents or ())
+        self.invalidate_items(collection, (stored_pk(d) for d in written))
 
     # ------------------------------------------------------------ reads
 
-    def fresh(self, base: str, collections: Sequence[str]) -> Entry | None:
+    def fresh(self, base: str, generations: Sequence[str]) -> Entry | None:
         """The fresh entry for ``base``, if there is one: one round trip, no locking, no fallback."""
         try:
-            _, value = self.backend.lookup(base, [self.generation_key(c) for c in collections])
+            _, value = self.backend.lookup(base, generations)
         except Unavailable:
             return None
         if value is None:
@@ -326,15 +450,16 @@ class ResponseCache:
         return entry if entry.fresh else None
 
     def read(
-        self, base: str, collections: Sequence[str], ttl: float, compute: Callable[[], Entry | None]
+        self, base: str, collection: str, generations: Sequence[str], ttl: float, compute: Callable[[], Entry | None]
     ) -> Outcome | None:
         """The cached response for ``base`` (built by ``compute`` on a miss), or ``None`` when not cacheable.
 
+        ``generations`` are what the response depends on (:meth:`list_generations`,
+        :meth:`item_generations`); ``collection`` is the resource's own.
         ``compute`` returns ``None`` for a response that must not be cached; the
         cache stamps the entry it returns as fresh for ``ttl`` seconds.
         Falls back to ``compute`` alone when the cache is unavailable.
         """
-        generations = [self.generation_key(c) for c in collections]
         try:
             full, value = self.backend.lookup(base, generations)
         except Unavailable:
@@ -360,7 +485,7 @@ class ResponseCache:
             entry = compute()
             if entry is not None:
                 entry = dataclasses.replace(entry, fresh_until=time.time() + ttl)
-                self._put(full, entry, ttl)
+                self._put(full, entry, ttl, self.keys(collection).life)
         finally:
             self._unlock(lock_key)
         return None if entry is None else Outcome(entry, "miss")
@@ -392,14 +517,20 @@ class ResponseCache:
                 return entry
         return None
 
-    def _put(self, key: str, entry: Entry, ttl: float) -> None:
+    def _put(self, key: str, entry: Entry, ttl: float, life_key: str) -> None:
         with contextlib.suppress(Unavailable):
-            self.backend.put(key, entry.encode(), ttl + self.stale_ttl)
+            self.backend.put(key, entry.encode(), ttl + self.stale_ttl, life_key)
 
 
 def generation_key(database: str, collection: str) -> str:
     """The Redis key of the generation of ``database.collection`` (``restengine watch`` bumps it too)."""
     return f"{PREFIX}g:{database}.{collection}"
+
+
+def stored_pk(doc: Any) -> Any:
+    """A MongoEngine document's primary key as the database stores it (what the watcher sees)."""
+    field = doc._fields.get(doc._meta.get("id_field") or "id")
+    return doc.pk if field is None else field.to_mongo(doc.pk)
 
 
 def _param_name(pair: str) -> str:

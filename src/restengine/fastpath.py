@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from bson.errors import InvalidId
+
+from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.cache import EXTENSION as CACHE_EXTENSION
 from restengine.cache import request_key
@@ -58,8 +61,16 @@ class CachedReads:
         ttl = resource.options.cache_ttl if resource.options.cache_ttl is not None else cache.default_ttl
         if ttl <= 0 or "expand" in environ.get("QUERY_STRING", ""):
             return None
+        if len(parts) == 1:
+            generations = cache.list_generations([resource.collection_name])
+        else:
+            try:
+                pk = resource.stored_pk(pk_value(resource.doc_cls, parts[1]))
+            except (ValueError, TypeError, InvalidId):
+                return None  # the view answers 404
+            generations = cache.item_generations(resource.collection_name, pk)
         key = request_key(resource.name, environ)
-        entry = cache.fresh(key, [resource.collection_name])
+        entry = cache.fresh(key, generations)
         if entry is None:
             return None
         headers = [

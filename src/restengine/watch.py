@@ -9,8 +9,10 @@ every collection an event names.
 What it guarantees:
 
 * Every write in the watched database (made through the API or not)
-  invalidates its collection within about the batch window
-  (:data:`BATCH_WINDOW`, 50 ms) after the change stream delivers it.
+  invalidates the written document's cached reads and its collection's
+  lists within about the batch window (:data:`BATCH_WINDOW`, 50 ms) after
+  the change stream delivers it. Events without a ``documentKey`` (or with an
+  ``_id`` the cache cannot key) invalidate the whole collection.
 * While the watcher is down, nothing else invalidates those writes: the cache
   TTL (``RESTENGINE_CACHE_TTL``) bounds how stale a cached read can be.
 * After each bumped batch the latest resume token is stored in Redis
@@ -55,7 +57,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from redis.exceptions import RedisError
 
 from restengine import db
-from restengine.cache import PREFIX, generation_key
+from restengine.cache import BUMP_ITEMS, ITEMS_MAX, PREFIX, CollectionKeys, item_token
 from restengine.config import Settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +155,9 @@ class Watcher:
         self.database_name = settings.database_name()
         self.token_key = token_key(self.database_name)
         self.ready = threading.Event()  # set once the first stream is open and the start-up bump is done
-        self._owed: set[str] = set()  # collections seen in events, not bumped yet
+        # collections seen in events, not bumped yet: the written documents' item tokens, None for all
+        self._owed: dict[str, set[str] | None] = {}
+        self._bump_items = redis_client.register_script(BUMP_ITEMS)
         self._token: Mapping[str, Any] | None = None  # everything up to it is bumped or in _owed
         self._loaded = False  # the stored token was read
         self._bump_all = False  # bump every served collection once the next stream is open
@@ -267,17 +271,25 @@ class Watcher:
         if token is not None and self._token is None:
             self._token = token
         if self._bump_all:
-            self._owed |= self.collections
+            self._owed.update(dict.fromkeys(self.collections))
             self._flush()
             self._bump_all = False
         self.ready.set()
 
     def _apply(self, change: Mapping[str, Any]) -> bool:
-        """Owe a bump to the collections ``change`` names; True when the stream must be reopened."""
+        """Owe a bump to what ``change`` wrote; True when the stream must be reopened."""
+        key = change.get("documentKey") or {}
+        token = item_token(key["_id"]) if "_id" in key else None
         for field in ("ns", "to"):
             coll = (change.get(field) or {}).get("coll")
-            if coll:
-                self._owed.add(coll)
+            if not coll:
+                continue
+            items = self._owed.get(coll, set())
+            if items is None or token is None or len(items) >= ITEMS_MAX:
+                self._owed[coll] = None  # the whole collection
+            else:
+                items.add(token)
+                self._owed[coll] = items
         return change.get("operationType") in REOPEN_EVENTS
 
     def _idle_token(self, token: Mapping[str, Any]) -> None:
@@ -291,13 +303,17 @@ class Watcher:
     def _flush(self) -> None:
         """Bump every owed generation (one pipeline), then store the token they lead up to."""
         if self._owed:
-            owed = sorted(self._owed)
             pipe = self.redis.pipeline(transaction=False)
-            for coll in owed:
-                pipe.incr(generation_key(self.database_name, coll))
+            for coll, items in sorted(self._owed.items()):
+                keys = CollectionKeys.of(self.database_name, coll)
+                if items is None:
+                    pipe.incr(keys.generation)
+                    pipe.incr(keys.documents)
+                else:
+                    self._bump_items(keys=[keys.generation, keys.life, *map(keys.item, sorted(items))], client=pipe)
             pipe.execute()
+            log.debug("invalidated %s", sorted(self._owed))
             self._owed.clear()
-            log.debug("invalidated %s", owed)
             self._store_token()
 
     def _store_token(self) -> None:

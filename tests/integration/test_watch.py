@@ -279,3 +279,35 @@ def test_without_the_watcher_the_ttl_bounds_staleness(mongodb_uri: str, redis_ur
         assert cached_names(client) == ("hit", {"Ada"})
         time.sleep(max(0.0, written + 3.0 - time.monotonic()))
         assert cached_names(client) == ("miss", {"Ann"})
+
+
+def cached_item(client: FlaskClient, code: str) -> tuple[str, str]:
+    response = client.get(f"/api/customers/{code}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.headers.get("X-Cache", ""), response.get_json()["name"]
+
+
+def test_a_legacy_write_invalidates_that_item_only(
+    mongodb_uri: str, redis_url: str, rdb: redis.Redis, mongo: Any
+) -> None:
+    with cache_app(mongodb_uri, redis_url) as client, watching(settings_for(mongodb_uri, redis_url), rdb, None):
+        customer("DEF456", "Dee")
+        time.sleep(0.3)  # the watcher's bumps for this save have landed
+        for code in ("ABC123", "DEF456"):
+            cached_item(client, code)
+        assert cached_item(client, "ABC123") == ("hit", "Ada")
+        mongo.customers.update_one({"_id": "ABC123"}, {"$set": {"name": "Ann"}})
+        eventually(lambda: cached_item(client, "ABC123") == ("miss", "Ann"))
+        assert cached_item(client, "DEF456") == ("hit", "Dee"), "another customer's cached read stays"
+        assert cached_names(client) == ("miss", {"Ann", "Dee"})
+
+
+def test_a_write_the_cache_cannot_key_invalidates_every_item(
+    mongodb_uri: str, redis_url: str, rdb: redis.Redis, mongo: Any
+) -> None:
+    with cache_app(mongodb_uri, redis_url) as client, watching(settings_for(mongodb_uri, redis_url), rdb, None):
+        cached_item(client, "ABC123")
+        time.sleep(0.2)
+        assert cached_item(client, "ABC123") == ("hit", "Ada")
+        mongo.customers.insert_one({"_id": 1.5, "name": "A float key"})  # no item token for a double
+        eventually(lambda: cached_item(client, "ABC123")[0] == "miss")

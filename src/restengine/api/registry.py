@@ -119,6 +119,18 @@ class Api:
         if cache is not None:
             cache.invalidate([resource.collection_name])
 
+    def invalidate_deleted(self, resource: Resource, pk: Any) -> None:
+        """After deleting one document (``pk`` as stored): its reads, its collection's lists, and the
+        collections its delete rules (cascade, nullify, pull) may have written to."""
+        cache = self.cache()
+        if cache is None:
+            return
+        ruled = {cls._get_collection_name() for cls, _ in resource.doc_cls._meta.get("delete_rules") or {}}
+        ruled.discard(resource.collection_name)
+        if ruled:
+            cache.invalidate(ruled)
+        cache.invalidate_items(resource.collection_name, [pk])
+
     def db_timeout(self) -> float:
         settings = current_app.extensions.get("restengine.settings")
         return (settings.db_timeout_ms if settings is not None else self._db_timeout_ms) / 1000

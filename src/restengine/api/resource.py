@@ -56,6 +56,10 @@ class Resource:
         for path in options.sortable or ():
             self._check_path(path)
 
+    def stored_pk(self, pk: Any) -> Any:
+        """A primary key as the database stores it (a string for ``UUIDField(binary=False)``)."""
+        return self.doc_cls._fields[self.pk].to_mongo(pk)
+
     def _subclasses(self) -> list[type[Any]]:
         from mongoengine.base import get_document
 

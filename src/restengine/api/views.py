@@ -163,7 +163,7 @@ class Views:
                     raise Problem("No such item.", status=404)
                 return item, {}
 
-            return self._cached_read(resource, expansions, build)
+            return self._cached_read(resource, expansions, build, item=pk)
         raw = writes.current(resource, pk)
         representation = reads.decode(resource, raw, resource.exposed)
         tags = if_match(request)
@@ -171,7 +171,7 @@ class Views:
             raise writes.PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         if request.method == "DELETE":
             writes.delete(resource, raw, conditional=tags is not None)
-            self.api.invalidate(resource)
+            self.api.invalidate_deleted(resource, raw["_id"])
             return _no_content()
         if request.method == "PUT":
             target = _json_body(JSON)
@@ -265,9 +265,16 @@ class Views:
         return body, headers
 
     def _cached_read(
-        self, resource: Resource, expansions: list[reads.Expansion], build: Callable[[], tuple[Any, dict[str, str]]]
+        self,
+        resource: Resource,
+        expansions: list[reads.Expansion],
+        build: Callable[[], tuple[Any, dict[str, str]]],
+        item: Any = None,
     ) -> Response:
-        """A GET answered from the shared cache, or built by ``build`` (and cached) on a miss."""
+        """A GET answered from the shared cache, or built by ``build`` (and cached) on a miss.
+
+        ``item``: the primary key of the one document read; ``None`` for a list.
+        """
         cache = self.api.cache()
         ttl = (
             resource.options.cache_ttl if resource.options.cache_ttl is not None else cache.default_ttl if cache else 0
@@ -282,9 +289,13 @@ class Views:
         if cache is None or not cache.enabled or ttl <= 0:
             entry = render()
             return _respond(entry.body, entry.etag, {**entry.headers, **headers})
-        collections = [resource.collection_name, *(e.target.collection_name for e in expansions)]
+        generations = cache.list_generations(e.target.collection_name for e in expansions)
+        if item is None:
+            generations += cache.list_generations([resource.collection_name])
+        else:
+            generations += cache.item_generations(resource.collection_name, resource.stored_pk(item))
         key = request_key(resource.name, request.environ)
-        outcome = cache.read(key, collections, ttl, render)
+        outcome = cache.read(key, resource.collection_name, generations, ttl, render)
         assert outcome is not None
         entry = outcome.entry
         return _respond(entry.body, entry.etag, {**entry.headers, **headers, "X-Cache": outcome.status})
