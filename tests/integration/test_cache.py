@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from mongoengine import signals
+from mongoengine import CASCADE, Document, ReferenceField, StringField, signals
 
 import restengine
 from restengine import create_app
@@ -393,3 +393,26 @@ def test_item_generations_expire_after_twice_the_longest_entry_life(app: Flask, 
         assert int(rdb.get(keys.item("sABC123"))) == int(rdb.get(keys.generation)), "set to the new generation"
     finally:
         rdb.close()
+
+
+class CascadeParent(Document):
+    name = StringField()
+    meta = {"collection": "cascade_parents"}
+
+
+class CascadeChild(Document):
+    parent = ReferenceField(CascadeParent, reverse_delete_rule=CASCADE)
+    meta = {"collection": "cascade_children"}
+
+
+def test_a_delete_invalidates_what_its_delete_rules_wrote(app: Flask, client: FlaskClient) -> None:
+    api = app.extensions["restengine.api"]
+    api.register(CascadeParent)
+    api.register(CascadeChild)
+    parent = CascadeParent(name="p").save()
+    CascadeChild(parent=parent).save()
+    assert cached(client, "/api/cascade_children")[0] == "miss"
+    assert len(cached(client, "/api/cascade_children")[1]["items"]) == 1
+    assert client.delete(f"/api/cascade_parents/{parent.pk}").status_code == 204
+    status, children = cached(client, "/api/cascade_children")
+    assert (status, children["items"]) == ("miss", []), "the cascade deleted the child"
