@@ -189,6 +189,8 @@ if __name__ == "__main__":  # python -m bench.report bench/results/run-<timestam
 
     root = Path(__file__).resolve().parents[1]
     saved = json.loads(Path(sys.argv[1]).read_text())
+    from bench.run import report_paths
+
     quick = "--quick" in saved["meta"]["command"]
-    target = root / "bench" / "results" / "quick.md" if quick else root / "docs" / "benchmarks-peers.md"
-    print(write_report(saved["results"], saved["meta"], target, root / "docs" / "img", quick=quick))
+    target, img = report_paths(quick, partial="--only" in saved["meta"]["command"])
+    print(write_report(saved["results"], saved["meta"], target, img, quick=quick))

@@ -1,20 +1,26 @@
 """RestEngine against what users would pick instead: one command, same data, same database.
 
-    .venv/bin/python -m bench.run            # full: every configuration, workload and concurrency (~15 min)
+    .venv/bin/python -m bench.run            # full: every configuration, workload and concurrency (~11 min)
     .venv/bin/python -m bench.run --quick    # 3 configurations, 2 workloads, 64 connections (< 2 min)
 
 Starts, on free loopback ports in a temp dir: the embedded database (SecantusDB) seeded with the
-demo bookstore, and a redis-server. Then, one configuration at a time: starts it, warms it, drives
-``wrk`` (bench/wrk/workload.lua: random ids and tags) for each workload and concurrency, reads CPU
-time from /proc (app processes, the database, Redis, wrk), and stops it. Writes the raw results to
-bench/results/run-<timestamp>.json, a markdown report to docs/benchmarks-peers.md, plots to
-docs/img/, and prints the project's performance ratios (a report, not assertions). Needs ``wrk``
-and the ``bench`` extra (FastAPI, uvicorn, Eve, matplotlib). Loopback only; every run is bounded.
+demo bookstore, and a redis-server. Then, one configuration at a time: starts it and warms it up,
+and for each workload restores the database from the seeded copy and drives ``wrk``
+(bench/wrk/workload.lua: random ids and tags) at each concurrency, every run starting once the
+last one's backlog is done (up to 5 s); reads CPU time from /proc (app processes, the database, Redis, wrk).
+An app left with more than a second of backlog (requests wrk gave up on) is restarted and warmed
+up again instead of waited for. Writes the raw results to bench/results/run-<timestamp>.json, a
+markdown report to docs/benchmarks-peers.md and plots to docs/img/ (a --quick or --only run: to
+bench/results/), and prints the project's performance ratios (a report, not assertions) and where
+the time went. Needs ``wrk`` and the ``bench`` extra (FastAPI, uvicorn, Eve, matplotlib).
+Loopback only; every run is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import dataclasses
 import http.client
 import itertools
@@ -27,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -109,6 +115,21 @@ RUNS = itertools.count()  # every wrk run creates ISBNs in its own range
 UVICORN = [sys.executable, "-m", "uvicorn", "--workers", "2", "--loop", "uvloop", "--http", "httptools",
            "--no-access-log", "--host", HOST, "--port"]  # fmt: skip
 ALL = ("item", "list", "expand", "create", "mix")
+DRAIN_SAMPLE = 0.1  # seconds: every run drains first, so the idle case must cost little
+WARM_SECONDS = 1  # per read workload, at every start of an app
+BACKLOG_WAIT = 1.0  # seconds to wait for a series' backlog before restarting the app instead
+PHASES: dict[str, float] = collections.defaultdict(float)  # wall seconds per phase of the whole run
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``PHASES[name]``: the run has a time budget, and the
+    summary printed at the end shows which phase to cut when it is exceeded."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        PHASES[name] += time.monotonic() - start
 
 
 def configs(deep_cursor: str, page: int) -> list[Config]:
@@ -196,14 +217,21 @@ def run_wrk(config: Config, workload: str, port: int, connections: int, seconds:
 
 def measure(config: Config, procs: list[Managed], port: int, workload: str, connections: int, seconds: int,
             data: dict[str, Path], infra: dict[str, Managed], nonce: int) -> dict[str, Any]:  # fmt: skip
+    """One wrk run, started on an idle system.
+
+    CPU is counted over the run itself: what the processes spend after it on requests wrk gave
+    up on is not the cost of the requests it counted (and a database reset may cut it short).
+    """
+
     def cpu() -> dict[str, float]:
         return {"app": sum(cpu_seconds(p.pid) for p in procs if p.pid),
                 **{name: cpu_seconds(p.pid) for name, p in infra.items() if p.pid}}  # fmt: skip
 
+    with phase("drain"):
+        drain([*procs, *infra.values()])  # the previous run's abandoned requests may still be running
     start = cpu()
-    slow = workload in ("list", "expand", "mix", "deep1", "deep500")  # bound by the database: longer runs
-    result = run_wrk(config, workload, port, connections, int(seconds * 1.5) if slow else seconds, data, nonce)
-    drain([*procs, *infra.values()])  # requests wrk gave up on may still be running
+    with phase("wrk"):
+        result = run_wrk(config, workload, port, connections, seconds, data, nonce)
     end = cpu()
     per_k = 1000 / max(result["requests"], 1)
     result.update({f"cpu_{k}_per_1k": (end[k] - start[k]) * per_k for k in start})
@@ -237,11 +265,15 @@ class FreshDatabase:
         self.server.stop()
         shutil.copytree(self.work, self.template)
 
-    def reset(self, infra: dict[str, Managed]) -> None:
+    def close(self) -> None:
+        """Kill the server: its data is thrown away, and a graceful stop waits for its backlog."""
         proc = self.server.process
         if proc is not None and proc.proc is not None:
-            proc.proc.kill()  # the data is thrown away anyway
+            proc.proc.kill()
             proc.stop()
+
+    def reset(self, infra: dict[str, Managed]) -> None:
+        self.close()
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.copytree(self.template, self.work)
         self.server = DatabaseServer(self.work, self.port)
@@ -250,18 +282,20 @@ class FreshDatabase:
             infra["db"] = self.server.process
 
 
-def drain(procs: list[Managed], idle: float = 0.1, cap: float = 5.0) -> None:
-    """Wait until ``procs`` use less than ``idle`` of a core, at most ``cap`` seconds.
+def drain(procs: list[Managed], idle: float = 0.25, cap: float = 5.0) -> bool:
+    """Wait until ``procs`` use less than ``idle`` of a core, at most ``cap`` seconds; whether they did.
 
     A database that queues queries (SecantusDB runs them one at a time) keeps working through
-    the backlog of the last run after wrk stops; the next run must not start inside it.
+    the backlog of the last run after wrk stops; the next run must not start inside it. Working
+    through a backlog keeps the database or the app near a full core; idle, they tick a few ms.
     """
     deadline = time.monotonic() + cap
     while time.monotonic() < deadline:
         before = sum(cpu_seconds(p.pid) for p in procs if p.pid)
-        time.sleep(0.5)
-        if sum(cpu_seconds(p.pid) for p in procs if p.pid) - before < idle * 0.5:
-            return
+        time.sleep(DRAIN_SAMPLE)
+        if sum(cpu_seconds(p.pid) for p in procs if p.pid) - before < idle * DRAIN_SAMPLE:
+            return True
+    return False
 
 
 def prepare(tmp: Path, books: int, infra: dict[str, Managed]) -> tuple[dict[str, str], dict[str, Path], str]:
@@ -314,17 +348,25 @@ def reconnect(config: Config, port: int, data: dict[str, Path]) -> None:
 
 
 def warm(config: Config, port: int, data: dict[str, Path], nonce: int) -> None:
-    """A short run of each read workload, so caches and pools are warm before measuring."""
+    """A short run of each read workload, so caches and pools are warm before measuring.
+
+    One second at 16 connections is hundreds of requests wherever the database is not the
+    bottleneck: every worker's connections are open and every tag's first page is cached.
+    """
     for workload in ("item", "list"):
         if workload in config.workloads:
-            run_wrk(config, workload, port, 16, 2, data, nonce)
+            run_wrk(config, workload, port, 16, WARM_SECONDS, data, nonce)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 configurations, 2 workloads, 64 connections")
     parser.add_argument("--seconds", type=int, default=None, help="seconds per run (default 2, quick 3)")
-    parser.add_argument("--only", default="", help="comma-separated configuration names (substring match)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated configuration names (substring match); the report goes to bench/results/partial.md",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: ./dev setup (or apt-get install wrk)", file=sys.stderr)
@@ -341,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         books = 2000 if quick else 10_000
         infra: dict[str, Managed] = {}
         try:
-            env, data, cursor = prepare(tmp, books, infra)
+            with phase("prepare"):
+                env, data, cursor = prepare(tmp, books, infra)
             chosen = configs(cursor, deep_page(books))
             if quick and not args.only:
                 chosen = [
@@ -351,16 +394,21 @@ def main(argv: list[str] | None = None) -> int:
                 wanted = args.only.split(",")
                 chosen = [c for c in chosen if any(w in c.name for w in wanted)]
             for index, config in enumerate(chosen):
+                begun = time.monotonic()
                 results += run_config(config, tmp, env, data, infra, levels, seconds, quick, index)
+                print(f"{config.name}: {time.monotonic() - begun:.0f} s", flush=True)
         except KeyboardInterrupt:
             print("interrupted: stopping everything", file=sys.stderr)
         finally:
+            for fresh in FRESH:
+                fresh.close()
             for proc in infra.values():
                 proc.stop()
     from bench.report import write_report
 
+    command = "python -m bench.run" + (" --quick" if quick else "") + (f" --only '{args.only}'" if args.only else "")
     meta = {
-        "command": "python -m bench.run" + (" --quick" if quick else ""),
+        "command": command,
         "seconds_per_run": seconds,
         "duration_s": round(time.time() - started),
         "versions": versions(),
@@ -368,52 +416,118 @@ def main(argv: list[str] | None = None) -> int:
         "books": books,
         "deep_page": deep_page(books),
     }
+    meta["phases_s"] = {k: round(v) for k, v in PHASES.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"run-{time.strftime('%Y%m%dT%H%M%S')}.json"
     raw.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    report = RESULTS / "quick.md" if quick else REPORT  # a quick run never replaces the full report
-    print(write_report(results, meta, report, IMG, quick=quick))
+    report, img = report_paths(quick, partial=bool(args.only))
+    print(write_report(results, meta, report, img, quick=quick))
+    total = time.time() - started
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(PHASES.items(), key=lambda kv: -kv[1]))
+          + f", other {total - sum(PHASES.values()):.0f} s; {total:.0f} s in all")  # fmt: skip
     print(f"raw results: {raw.relative_to(ROOT)}; report: {report.relative_to(ROOT)}")
     return 0
 
 
+def report_paths(quick: bool, partial: bool) -> tuple[Path, Path]:
+    """Where the report and its plots go: only a full run of every configuration replaces the
+    published ones (docs/); a quick or ``--only`` run writes beside its raw results."""
+    if quick:
+        return RESULTS / "quick.md", RESULTS / "img"  # a quick report has no plots
+    if partial:
+        return RESULTS / "partial.md", RESULTS / "img"  # the report links img/ beside itself
+    return REPORT, IMG
+
+
+def series(config: Config, levels: tuple[int, ...], quick: bool) -> list[tuple[str, tuple[int, ...]]]:
+    """(workload, connection levels) in run order; each starts on a fresh database.
+
+    The deep pages are two series, so page 500 is not measured inside page 1's backlog.
+    """
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for workload in config.workloads:
+        if quick and workload not in ("item", "list"):
+            continue
+        out += [("deep1", (64,)), ("deep500", (64,))] if workload == "deep" else [(workload, levels)]
+    return out
+
+
 def run_config(config: Config, tmp: Path, env: dict[str, str], data: dict[str, Path], infra: dict[str, Managed],
                levels: tuple[int, ...], seconds: int, quick: bool, index: int) -> list[dict[str, Any]]:  # fmt: skip
-    log = tmp / f"log-{index}"
-    log.mkdir()
+    """Every series of one configuration, each on a fresh database (and, after a backlog, a fresh app)."""
     procs: list[Managed] = []
+    port = 0
     out: list[dict[str, Any]] = []
+    log = tmp / f"log-{index}"
     try:
-        FRESH[0].reset(infra)
-        procs, port = config.start(log, env)
-        for proc in procs:
-            if proc.proc is None:
-                proc.ready = lambda port=port: http_ok(port, config.health)
-                proc.start()
-        for proc in procs:
-            proc.wait_ready()
-        nonce = 0
-        warm(config, port, data, nonce)
-        workloads = [w for w in config.workloads if not quick or w in ("item", "list")]
-        for workload in workloads:
-            FRESH[0].reset(infra)
-            reconnect(config, port, data)
-            for name in ("deep1", "deep500") if workload == "deep" else (workload,):
-                for connections in (64,) if workload == "deep" else levels:
-                    result = measure(config, procs, port, name, connections, seconds, data, infra, nonce)
-                    out.append(result)
-                    print(f"{config.name:30} {name:8} c={connections:<3} {result['rps']:8.0f} req/s  "
-                          f"p99 {result['p99'] or 0:7.1f} ms  errors {result['non2xx'] + result['socket_errors']}",
-                          flush=True)  # fmt: skip
+        for number, (workload, connection_levels) in enumerate(series(config, levels, quick)):
+            if number and settled([*procs, *infra.values()]):
+                with phase("reset"):
+                    FRESH[0].reset(infra)
+                with phase("reconnect"):
+                    reconnect(config, port, data)
+            else:  # the first series, or the last one left a backlog that would outlast a restart
+                stop_app(procs)
+                log = tmp / f"log-{index}-{number}"
+                procs, port = start_app(config, log, env, data, infra)
+            for connections in connection_levels:
+                result = measure(config, procs, port, workload, connections, seconds, data, infra, 0)
+                out.append(result)
+                print(f"{config.name:30} {workload:8} c={connections:<3} {result['rps']:8.0f} req/s  "
+                      f"p99 {result['p99'] or 0:7.1f} ms  errors {result['non2xx'] + result['socket_errors']}",
+                      flush=True)  # fmt: skip
     except Exception as exc:  # one configuration failing must not lose the others
         print(f"{config.name}: FAILED: {exc} (logs in {log})", file=sys.stderr)
         out.append({"config": config.name, "error": str(exc)})
     finally:
+        stop_app(procs)
+    return out
+
+
+def settled(procs: list[Managed]) -> bool:
+    """Whether the last series' abandoned requests finish soon enough to wait for them.
+
+    An app keeps serving the requests wrk gave up on (gunicorn and uvicorn queue them, and a
+    database reset does not stop them: the driver retries them on the fresh one); past
+    ``BACKLOG_WAIT`` (eve's expand at 256 connections would take minutes) restarting it is faster.
+    """
+    with phase("drain"):
+        return drain(procs, cap=BACKLOG_WAIT)
+
+
+def start_app(config: Config, log: Path, env: dict[str, str], data: dict[str, Path],
+              infra: dict[str, Managed]) -> tuple[list[Managed], int]:  # fmt: skip
+    """A fresh database, then the app on it, warmed up; warm-up only reads, so the data stays as seeded."""
+    log.mkdir()
+    with phase("reset"):
+        FRESH[0].reset(infra)
+    procs: list[Managed] = []
+    try:
+        with phase("start"):
+            procs, port = config.start(log, env)
+            for proc in procs:
+                if proc.proc is None:
+                    proc.ready = lambda port=port: http_ok(port, config.health)
+                    proc.start()
+            for proc in procs:
+                proc.wait_ready()
+        with phase("warm"):
+            warm(config, port, data, 0)
+    except BaseException:
+        stop_app(procs)
+        raise
+    return procs, port
+
+
+def stop_app(procs: list[Managed]) -> None:
+    """Kill the app: it is thrown away, and a graceful stop would wait for its backlog."""
+    with phase("stop"):
+        for proc in procs:  # the stack's processes too: they are the same objects
+            proc.stop_signal = signal.SIGKILL
         while STACKS:
             STACKS.pop().stop()
         for proc in procs:
             proc.stop()
-    return out
 
 
 if __name__ == "__main__":

@@ -76,3 +76,25 @@ def test_report_has_tables_and_verdicts(tmp_path: Path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "| restengine gthread | 900 (30) |" in report
     assert "page 500 req/s" in report
+
+
+def test_only_a_full_run_replaces_the_published_report() -> None:
+    from bench.run import IMG, REPORT, RESULTS, report_paths
+
+    assert report_paths(quick=False, partial=False) == (REPORT, IMG)
+    for quick, partial in ((True, False), (False, True), (True, True)):
+        report, img = report_paths(quick, partial)
+        assert report.parent == RESULTS and img.parent == RESULTS
+
+
+def test_the_full_run_covers_every_workload_and_level() -> None:
+    from bench.run import configs, series
+
+    levels = (1, 16, 64, 256)
+    chosen = {c.name: c for c in configs("cursor", 500)}
+    assert len(chosen) == 11
+    plan = series(chosen["restengine gthread no cache"], levels, quick=False)
+    five = [(w, levels) for w in ("item", "list", "expand", "create", "mix")]
+    assert plan == [*five, ("deep1", (64,)), ("deep500", (64,))]  # page 500 on its own fresh database
+    assert sum(len(ls) for c in chosen.values() for _, ls in series(c, levels, quick=False)) == 198
+    assert series(chosen["fastapi async"], (64,), quick=True) == [("item", (64,)), ("list", (64,))]
