@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bson.errors import InvalidId
-
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.cache import EXTENSION as CACHE_EXTENSION
@@ -66,7 +64,7 @@ class CachedReads:
         else:
             try:
                 pk = resource.stored_pk(pk_value(resource.doc_cls, parts[1]))
-            except (ValueError, TypeError, InvalidId):
+            except (ValueError, TypeError):
                 return None  # the view answers 404
             generations = cache.item_generations(resource.collection_name, pk)
         key = request_key(resource.name, environ)

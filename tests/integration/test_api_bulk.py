@@ -97,6 +97,12 @@ def test_bulk_order_insert_with_a_dangling_reference_is_422(client: FlaskClient)
     assert Order.objects.count() == 1
 
 
+@pytest.mark.parametrize("operation", [{"op": "delete"}, {"op": "delete", "id": ""}, {"op": "update", "id": "x"}])
+def test_a_malformed_object_id_in_bulk_is_422(client: FlaskClient, operation: dict[str, Any]) -> None:
+    body = problem(client.post("/api/books/_bulk", json=bulk(operation)), 422)
+    assert body["errors"] == {"0": {"id": "not a valid id for this resource"}}
+
+
 @pytest.mark.parametrize("payload", [{}, {"operations": "all"}, {"operations": [42]}, [1, 2]])
 def test_a_malformed_bulk_body_is_a_client_error(client: FlaskClient, payload: Any) -> None:
     response = client.post("/api/customers/_bulk", json=payload)

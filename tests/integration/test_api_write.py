@@ -135,6 +135,9 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("radius below min", "/api/circle", {"name": "c", "radius": -1}, "radius"),
     ("square field on circle", "/api/circle", {"name": "c", "side": 1}, "side"),
     ("no such author", "/api/books", {"title": "T", "author": str(ObjectId())}, "author"),
+    ("empty ObjectId reference", "/api/books", {"title": "T", "author": ""}, "author"),
+    ("empty ObjectId id", "/api/books", {"id": "", "title": "T"}, "id"),
+    ("null order line", "/api/orders", order_body("{sku}", lines=[None]), "lines"),
     ("no such subject", "/api/comment", {"subject": {"_cls": "Customer", "id": "ZZZ999"}, "body": "x"}, "subject"),
 ]
 
@@ -162,6 +165,11 @@ def test_invalid_creates_are_422_naming_the_field(
     before = stored_count(collection)
     problem(client.post(path, json=_fill(body, str(pen.sku))), 422, field)
     assert stored_count(collection) == before
+
+
+@pytest.mark.parametrize("body", [[{"id": "", "title": "T"}], [{"title": "T", "author": "not-an-id"}]])
+def test_an_array_with_a_malformed_id_is_422(client: FlaskClient, body: list[Any]) -> None:
+    problem(client.post("/api/books", json=body), 422, "0")
 
 
 @pytest.mark.parametrize("code", ["abc123", "AB1234", "A"])

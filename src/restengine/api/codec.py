@@ -28,6 +28,7 @@ from typing import Any
 
 import mongoengine
 from bson import DBRef, Decimal128, ObjectId
+from bson.errors import InvalidId
 from mongoengine import fields as mf
 from mongoengine.base import BaseField, get_document
 
@@ -43,7 +44,7 @@ Converter = Callable[[Any], Any]
 def format_datetime(value: dt.datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S")  # %Y does not pad years before 1000
     if value.microsecond:
         text += f".{value.microsecond // 1000:03d}"
     return text + "Z"
@@ -207,7 +208,7 @@ def pk_value(doc_cls: type[Any], text: str) -> Any:
     """A primary key from its string form; raises ``ValueError`` when it cannot be one."""
     field = doc_cls._fields[pk_name(doc_cls)]
     if isinstance(field, mf.ObjectIdField):
-        return ObjectId(text)
+        return object_id(text)
     if isinstance(field, mf.UUIDField):
         return uuid.UUID(text)
     if isinstance(field, (mf.IntField, mf.LongField, mf.SequenceField)):
@@ -215,6 +216,14 @@ def pk_value(doc_cls: type[Any], text: str) -> Any:
             raise ValueError(text)
         return int(text)
     return text
+
+
+def object_id(text: str) -> ObjectId:
+    """An ObjectId from its 24 hex digits; ``ValueError`` (bson's InvalidId is not one) otherwise."""
+    try:
+        return ObjectId(text)
+    except InvalidId:
+        raise ValueError("must be an ObjectId (24 hex digits)") from None
 
 
 def _expect(kind: type | tuple[type, ...], value: Any, what: str) -> Any:
@@ -234,6 +243,8 @@ def input_value(field: BaseField, value: Any) -> Any:
         return None
     if isinstance(field, (mf.ListField, mf.SortedListField)):
         _expect(list, value, "a list")
+        if any(v is None for v in value):
+            raise ValueError("list items must not be null")
         inner = field.field
         return [input_value(inner, v) if inner is not None else v for v in value]
     if isinstance(field, mf.MapField):
@@ -243,7 +254,11 @@ def input_value(field: BaseField, value: Any) -> Any:
         return build_embedded(field.document_type, _expect(dict, value, "an object"))
     if isinstance(field, mf.GenericEmbeddedDocumentField):
         _expect(dict, value, "an object with _cls")
-        return build_embedded(get_document(str(value.get("_cls"))), value)
+        try:
+            embedded = get_document(str(value.get("_cls")))
+        except mongoengine.errors.NotRegistered:
+            raise ValueError(f"unknown document class {value.get('_cls')!r}") from None
+        return build_embedded(embedded, value)
     if isinstance(field, (mf.ReferenceField, mf.LazyReferenceField, mf.CachedReferenceField)):
         target = field.document_type
         return DBRef(target._get_collection_name(), pk_value(target, str(_expect((str, int), value, "an id"))))
@@ -266,7 +281,7 @@ def input_value(field: BaseField, value: Any) -> Any:
         except decimal.InvalidOperation:
             raise ValueError("must be a decimal number") from None
     if isinstance(field, mf.ObjectIdField):
-        return ObjectId(_expect(str, value, "an ObjectId string"))
+        return object_id(_expect(str, value, "an ObjectId string"))
     if isinstance(field, mf.UUIDField):
         return uuid.UUID(_expect(str, value, "a UUID string"))
     if isinstance(field, mf.BinaryField):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pymongo
-from bson.errors import InvalidId
 from flask import Response, request, url_for
 
 from restengine.api import pagination, reads, writes
@@ -149,7 +148,7 @@ class Views:
         resource = self._resource(name, allowed)
         try:
             pk = pk_value(resource.doc_cls, item_id)
-        except (ValueError, TypeError, InvalidId):
+        except (ValueError, TypeError):
             raise Problem("No such item.", status=404) from None
         if request.method == "OPTIONS":
             return self._options(resource, allowed)
