@@ -259,3 +259,17 @@ def test_methods_not_allowed_are_405_with_allow(client: FlaskClient, method: str
     problem(response, 405)
     offered = {m.strip() for m in response.headers["Allow"].split(",")}
     assert allowed <= offered and method not in offered
+
+
+@pytest.mark.parametrize("price", [1e26, "1e40", "NaN", "Infinity", "-inf"])
+def test_a_decimal_the_field_cannot_hold_is_422(client: FlaskClient, price: Any) -> None:
+    problem(client.post("/api/products", json={"name": "P", "price": price}), 422, "price")
+    problem(client.post("/api/products", json=[{"name": "P", "price": price}]), 422, "0")
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST", "PATCH", "DELETE"])
+def test_the_index_is_read_only(client: FlaskClient, method: str) -> None:
+    response = client.open("/api/", method=method)
+    problem(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert client.options("/api/").headers["Allow"] == "GET, HEAD, OPTIONS"

@@ -277,9 +277,14 @@ def input_value(field: BaseField, value: Any) -> Any:
             raise ValueError("must be an ISO 8601 date-time") from None
     if isinstance(field, mf.DecimalField):
         try:
-            return decimal.Decimal(str(_expect((str, int, float), value, "a decimal number")))
+            number = decimal.Decimal(str(_expect((str, int, float), value, "a decimal number")))
+            if not number.is_finite():
+                raise decimal.InvalidOperation
+            # MongoEngine rounds to the field's precision in the default context (28 digits)
+            number.quantize(decimal.Decimal(1).scaleb(-field.precision))
         except decimal.InvalidOperation:
-            raise ValueError("must be a decimal number") from None
+            raise ValueError("must be a finite decimal number of at most 28 digits") from None
+        return number
     if isinstance(field, mf.ObjectIdField):
         return object_id(_expect(str, value, "an ObjectId string"))
     if isinstance(field, mf.UUIDField):

@@ -126,6 +126,12 @@ class Views:
     # ------------------------------------------------------------ views
 
     def index(self) -> Response:
+        if request.method == "OPTIONS":
+            response = _no_content()
+            response.headers["Allow"] = "GET, HEAD, OPTIONS"
+            return response
+        if request.method not in ("GET", "HEAD"):
+            raise Problem(f"{request.method} is not allowed here.", status=405, headers={"Allow": "GET, HEAD"})
         return _with_etag(
             {
                 "resources": [

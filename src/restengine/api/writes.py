@@ -79,7 +79,7 @@ def build(resource: Resource, body: Any) -> Any:
     if not errors:
         try:
             doc = cls(**values)
-        except (mongoengine.ValidationError, ValueError, TypeError) as exc:
+        except (mongoengine.ValidationError, ValueError, TypeError, ArithmeticError) as exc:
             errors[""] = str(exc)
     if "id" in body:
         try:
@@ -176,6 +176,8 @@ def validate(docs: Sequence[Any]) -> None:
             doc.validate()
         except mongoengine.ValidationError as exc:
             errors[index] = exc.to_dict() or {"": exc.message}
+        except ArithmeticError as exc:  # a field's own checks on a value it cannot represent
+            errors[index] = {"": str(exc) or type(exc).__name__}
     for index, missing in check_references(docs).items():
         errors[index] = {**missing, **errors.get(index, {})}  # the Document's own message wins
     if errors:
