@@ -297,7 +297,10 @@ def input_value(field: BaseField, value: Any) -> Any:
     if isinstance(field, mf.BooleanField):
         return _expect(bool, value, "true or false")
     if isinstance(field, (mf.IntField, mf.LongField)):
-        return _expect(int, value, "an integer")
+        number = _expect(int, value, "an integer")
+        if not -(2**63) <= number < 2**63:
+            raise ValueError("must be an integer that fits in 64 bits")
+        return number
     if isinstance(field, mf.FloatField):
         return float(_expect((int, float), value, "a number"))
     if isinstance(field, mf.StringField):
