@@ -106,21 +106,27 @@ def _enum(field: BaseField, text: str) -> Any:
 
 
 # First match wins: ComplexDateTimeField is a StringField (stored as a sortable string).
-_COERCERS: tuple[tuple[type | tuple[type, ...], Callable[[Any, str], Any]], ...] = (
-    ((mf.DateTimeField, mf.ComplexDateTimeField), lambda field, text: field.to_mongo(_datetime(text))),
-    (mf.StringField, _text),
-    ((mf.IntField, mf.SequenceField), lambda field, text: _int(text)),
-    ((mf.FloatField, mf.DecimalField, mf.Decimal128Field), _number),
-    (mf.BooleanField, lambda field, text: _bool(text)),
-    (mf.ObjectIdField, lambda field, text: _object_id(text)),
-    (mf.UUIDField, lambda field, text: _uuid(text) if field._binary else str(_uuid(text))),
-    ((mf.ReferenceField, mf.LazyReferenceField), _reference),
-    (mf.EnumField, _enum),
+# The last item names the kind of value for the OpenAPI document (see value_kind).
+_COERCERS: tuple[tuple[type | tuple[type, ...], Callable[[Any, str], Any], str], ...] = (
+    ((mf.DateTimeField, mf.ComplexDateTimeField), lambda field, text: field.to_mongo(_datetime(text)), "datetime"),
+    (mf.StringField, _text, "string"),
+    ((mf.IntField, mf.SequenceField), lambda field, text: _int(text), "integer"),
+    ((mf.FloatField, mf.DecimalField, mf.Decimal128Field), _number, "number"),
+    (mf.BooleanField, lambda field, text: _bool(text), "boolean"),
+    (mf.ObjectIdField, lambda field, text: _object_id(text), "objectid"),
+    (mf.UUIDField, lambda field, text: _uuid(text) if field._binary else str(_uuid(text)), "uuid"),
+    ((mf.ReferenceField, mf.LazyReferenceField), _reference, "reference"),
+    (mf.EnumField, _enum, "enum"),
 )
 
 
+def _coercer(field: BaseField) -> tuple[Callable[[Any, str], Any], str] | None:
+    return next(((convert, kind) for kinds, convert, kind in _COERCERS if isinstance(field, kinds)), None)
+
+
 def _converter(field: BaseField) -> Callable[[Any, str], Any] | None:
-    return next((convert for kinds, convert in _COERCERS if isinstance(field, kinds)), None)
+    found = _coercer(field)
+    return None if found is None else found[0]
 
 
 def _coerce(field: BaseField, text: str) -> Any:
@@ -270,21 +276,49 @@ def parse_filters(
     params = [(name, text) for name, text in args if name not in reserved]
     if len(params) > MAX_FILTERS:
         raise InvalidParameter("filters", f"at most {MAX_FILTERS} filter parameters are allowed")
-    hidden_paths = [_canonical(doc_cls, path) for path in hidden]
     seen: set[str] = set()
     conditions: dict[str, list[tuple[str, Any]]] = {}
     for name, text in params:
         if name in seen:
             raise InvalidParameter(name, "given more than once")
         seen.add(name)
-        steps = _canonical(doc_cls, name)
-        if any(steps[: len(hidden_path)] == hidden_path for hidden_path in hidden_paths):
-            raise InvalidParameter(name, "unknown field")  # hidden fields do not exist for clients
-        path, op = _split(doc_cls, name)
-        allowed = _allowed_here(doc_cls, path, filterable)
-        if allowed is None:
-            raise InvalidParameter(name, "filtering on this field is not allowed")
-        if op not in allowed:
-            raise InvalidParameter(name, f"operator {op!r} is not allowed on this field")
+        path, op = filter_parameter(doc_cls, name, filterable=filterable, hidden=hidden)
         conditions.setdefault(path.db_path, []).append((op, _condition(op, path.field, text, name)))
     return _assemble(conditions)
+
+
+def filter_parameter(
+    doc_cls: type[Any],
+    name: str,
+    *,
+    filterable: Mapping[str, Collection[str]] | None,
+    hidden: Collection[str] = (),
+) -> tuple[model.FieldPath, str]:
+    """The field path and operator a filter parameter name (``path`` or ``path__op``) stands for.
+
+    Raises :class:`InvalidParameter` when the name is unknown, hidden, or names a
+    field or an operator ``filterable`` does not allow. The value is not looked at.
+    """
+    steps = _canonical(doc_cls, name)
+    if any(steps[: len(hidden_path)] == hidden_path for hidden_path in (_canonical(doc_cls, p) for p in hidden)):
+        raise InvalidParameter(name, "unknown field")  # hidden fields do not exist for clients
+    path, op = _split(doc_cls, name)
+    allowed = _allowed_here(doc_cls, path, filterable)
+    if allowed is None:
+        raise InvalidParameter(name, "filtering on this field is not allowed")
+    if op not in allowed:
+        raise InvalidParameter(name, f"operator {op!r} is not allowed on this field")
+    return path, op
+
+
+def value_kind(field: BaseField) -> str | None:
+    """What a filter value on ``field`` (its element field for lists) is parsed as; ``None``: no value fits.
+
+    One of ``datetime``, ``string``, ``integer``, ``number``, ``boolean``,
+    ``objectid``, ``uuid``, ``reference`` (the referenced primary key's), ``enum``.
+    """
+    inner = model.item_field(field)
+    found = _coercer(inner)
+    if found is None or (found[1] == "reference" and inner.document_type._meta.get("abstract")):
+        return None
+    return found[1]

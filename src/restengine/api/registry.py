@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
 from restengine import db
+from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
 from restengine.api.views import ALL_METHODS, Views
@@ -29,6 +30,8 @@ class Api:
     Outside ``restengine.create_app``, ``secret_key`` (signs pagination cursors)
     and ``db_timeout_ms`` (each request's database deadline) are given here;
     ``deadline=False`` when the WSGI app already runs every request under one.
+    ``openapi_path`` serves the OpenAPI document (beside the API, not under
+    ``url_prefix``; ``None``: not served); ``openapi_info`` adds to its ``info``.
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class Api:
         secret_key: str | None = None,
         db_timeout_ms: int = 1500,
         deadline: bool = True,
+        openapi_path: str | None = "/openapi.json",
+        openapi_info: Mapping[str, Any] | None = None,
     ) -> None:
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
@@ -46,6 +51,9 @@ class Api:
         self._secret_key = secret_key
         self._db_timeout_ms = db_timeout_ms
         self.deadline = deadline
+        self.openapi_path = openapi_path
+        self.openapi = OpenApi(self, openapi_info)
+        self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
         self._endpoint_prefix = ""
         if app is not None:
             self.init_app(app)
@@ -62,6 +70,8 @@ class Api:
             app.add_url_rule(
                 self.url_prefix + rule, f"restengine_api_{endpoint}", views.guarded(view), methods=ALL_METHODS
             )
+        if self.openapi_path is not None:
+            app.add_url_rule(self.openapi_path, "restengine_api_openapi", views.guarded(self.openapi.view))
         if isinstance(app, Blueprint):
             self._endpoint_prefix = f"{app.name}."
             app.record_once(lambda state: state.app.extensions.setdefault(EXTENSION, self))
@@ -85,6 +95,7 @@ class Api:
             self.resources.pop(old.name, None)
         self.resources[resource.name] = resource
         self._by_class[doc_cls] = resource
+        self.version += 1
         db.disable_auto_index([doc_cls])
         return resource
 
