@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 
 from restengine import db
+from restengine.api.docs import Docs
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
@@ -32,6 +33,8 @@ class Api:
     ``deadline=False`` when the WSGI app already runs every request under one.
     ``openapi_path`` serves the OpenAPI document (beside the API, not under
     ``url_prefix``; ``None``: not served); ``openapi_info`` adds to its ``info``.
+    ``docs_path`` serves a documentation page rendering that document (Swagger
+    UI, its files served by the app itself; ``None``: not served).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class Api:
         deadline: bool = True,
         openapi_path: str | None = "/openapi.json",
         openapi_info: Mapping[str, Any] | None = None,
+        docs_path: str | None = "/docs",
     ) -> None:
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
@@ -54,6 +58,7 @@ class Api:
         self.openapi_path = openapi_path
         self.openapi = OpenApi(self, openapi_info)
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
+        self.docs_path = docs_path
         self._endpoint_prefix = ""
         if app is not None:
             self.init_app(app)
@@ -72,6 +77,8 @@ class Api:
             )
         if self.openapi_path is not None:
             app.add_url_rule(self.openapi_path, "restengine_api_openapi", views.guarded(self.openapi.view))
+        if self.docs_path is not None:
+            Docs(self).init_app(app, self.docs_path)
         if isinstance(app, Blueprint):
             self._endpoint_prefix = f"{app.name}."
             app.record_once(lambda state: state.app.extensions.setdefault(EXTENSION, self))
