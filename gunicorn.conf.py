@@ -45,6 +45,8 @@ worker_connections = _env_int("RESTENGINE_WORKER_CONNECTIONS", 100)
 
 # The app sizes its PyMongo pool from the requests one worker can run at once.
 os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "gevent" else threads)
+# Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
+os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
 preload_app = os.environ.get("RESTENGINE_PRELOAD", "").lower() in {"1", "true", "yes"}
 

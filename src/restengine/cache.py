@@ -32,9 +32,9 @@ while Redis was away are bumped as soon as it answers again (a background
 thread retries about once a second); until then other workers may serve
 entries from before such a write: a window of about the breaker's cooldown
 after Redis returns. A restarted, empty Redis has no such window. Without
-``REDIS_URL`` the cache lives in each process (Flask-Caching's SimpleCache):
-a write invalidates only that process's entries, and the TTL bounds what other
-workers may serve.
+``REDIS_URL`` the cache lives in the process (Flask-Caching's SimpleCache),
+and only when gunicorn runs a single worker: with several, a write would
+invalidate only its own process's entries, so the cache is off.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -556,6 +557,13 @@ def request_key(resource_name: str, environ: Mapping[str, Any]) -> str:
 def init_app(app: Flask, settings: Settings) -> ResponseCache:
     cache = ResponseCache(settings, app.extensions[REDIS_EXTENSION])
     cache.database = settings.database_name()
+    # gunicorn.conf.py says how many worker processes share this app. Without
+    # Redis each would keep its own entries, and a write in one would leave
+    # the others serving what it replaced: with several, no cache at all.
+    workers = os.environ.get("RESTENGINE_WORKER_PROCESSES", "1")
+    if cache.enabled and not cache.shared and workers.isdigit() and int(workers) > 1:
+        log.warning("REDIS_URL is not set: the response cache is off (%s worker processes would go stale)", workers)
+        cache.enabled = False
     app.extensions[EXTENSION] = cache
     # Writes through MongoEngine anywhere in this process (API hooks, legacy code
     # running beside the API) invalidate too. post_delete is left alone on

@@ -56,6 +56,7 @@ def test_crud_filters_and_cursor_walk_through_gunicorn(tmp_path: Path, mongodb_u
 
         status, headers, body = call(port, "GET", "/api/customers/GUN001")
         assert status == 200 and body["name"] == "Gun One" and body["tags"] == ["e2e"]
+        assert "x-cache" not in headers, "no Redis and 2 workers: a per-process cache would go stale"
         etag = headers["etag"]
 
         status, _, page = call(port, "GET", "/api/customers?name__startswith=Gun&sort=name&limit=2")
@@ -77,3 +78,4 @@ def test_crud_filters_and_cursor_walk_through_gunicorn(tmp_path: Path, mongodb_u
         status, headers, _ = call(port, "GET", "/api/customers/GUN001")
         assert status == 404 and headers["content-type"] == "application/problem+json"
     assert "Traceback" not in log.read_text()
+    assert "the response cache is off (2 worker processes would go stale)" in log.read_text()

@@ -123,7 +123,12 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("negative price", "/api/products", {"name": "P", "price": "-1"}, "price"),
     ("missing price", "/api/products", {"name": "P"}, "price"),
     ("price not a number", "/api/products", {"name": "P", "price": "cheap"}, "price"),
-    ("quantity over 64 bits", "/api/orders", order_body("{sku}", lines=[{"product": "{sku}", "quantity": 2**63}]), "lines"),
+    (
+        "quantity over 64 bits",
+        "/api/orders",
+        order_body("{sku}", lines=[{"product": "{sku}", "quantity": 2**63}]),
+        "lines",
+    ),
     ("blob not base64", "/api/products", {"name": "P", "price": "1", "blob": "not base64!"}, "blob"),
     ("choices", "/api/orders", order_body("{sku}", status="lost"), "status"),
     ("max_length", "/api/orders", order_body("{sku}", note="x" * 201), "note"),
