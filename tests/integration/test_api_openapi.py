@@ -306,3 +306,17 @@ def test_client_mistakes_in_bodies_are_422(
 def test_dates_before_year_1000_read_as_rfc_3339(client: FlaskClient, contract: Contract) -> None:
     created = client.post("/api/author", json={"name": "Bede", "born": "0673-01-01"})
     assert contract.check("POST", "/api/author", created)["born"] == "0673-01-01T00:00:00Z"
+
+
+def test_bulk_offers_only_the_operations_the_methods_allow(options_app: Flask) -> None:
+    client = options_app.test_client()
+    spec = ok(client.get("/v1/openapi.json"))
+    body = spec["paths"]["/v1/api/customers/_bulk"]["post"]["requestBody"]["content"]["application/json"]
+    kinds = [k["properties"]["op"]["const"] for k in body["schema"]["properties"]["operations"]["items"]["oneOf"]]
+    assert kinds == ["insert"], "customers allow GET and POST only"
+    Customer(code="ABC123", name="Ada", email="a@example.com").save()
+    for operation in ({"op": "delete", "id": "ABC123"}, {"op": "update", "id": "ABC123", "patch": {"name": "X"}}):
+        response = client.post("/v1/api/customers/_bulk", json={"operations": [operation]})
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert "insert" in response.get_json()["errors"]["0"]["op"]
+    assert Customer.objects(code="ABC123").first().name == "Ada", "nothing deleted or changed"

@@ -127,6 +127,7 @@ def refused(*args: tuple[str, str], filterable: Any = None, hidden: tuple[str, .
         ("paid", "0", False),
         ("created", "2024-01-31T12:30:00", dt.datetime(2024, 1, 31, 12, 30)),
         ("created", "2024-01-31T12:30:00Z", dt.datetime(2024, 1, 31, 12, 30)),
+        ("created", "2024-01-31t12:30:00z", dt.datetime(2024, 1, 31, 12, 30)),  # RFC 3339 allows lowercase
         ("created", "2024-01-31T14:30:00+02:00", dt.datetime(2024, 1, 31, 12, 30)),
         ("created", "2024-01-31", dt.datetime(2024, 1, 31)),
         ("day", "2024-01-31T23:59:00", dt.datetime(2024, 1, 31)),

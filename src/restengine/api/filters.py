@@ -10,7 +10,6 @@ indexed fields in SecantusDB), so user text always matches literally.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import decimal
 import math
 import re
@@ -24,6 +23,7 @@ from mongoengine import fields as mf
 from mongoengine.base import BaseField
 
 from restengine.api import model
+from restengine.api.codec import parse_datetime
 from restengine.api.options import ALL_OPERATORS, COMPARISON, LIST, STRING
 from restengine.errors import InvalidParameter
 
@@ -75,12 +75,7 @@ def _parser(parse: Callable[[str], Any], message: str) -> Callable[[str], Any]:
     return parsed
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    """Aware values become naive UTC, as MongoEngine stores them."""
-    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-_datetime = _parser(lambda text: _naive_utc(dt.datetime.fromisoformat(text)), "expected an ISO 8601 date or date-time")
+_datetime = _parser(parse_datetime, "expected an ISO 8601 date or date-time")  # naive UTC, as MongoEngine stores
 _object_id = _parser(ObjectId, "expected a 24-character hexadecimal ObjectId")
 _uuid = _parser(uuid.UUID, "expected a UUID")
 _bool = _parser(lambda text: _BOOLEANS[text.lower()], "expected true, false, 1 or 0")

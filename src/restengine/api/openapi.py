@@ -37,6 +37,7 @@ from restengine.api.model import embedded_type, pk_name, public_fields
 from restengine.api.options import ALL_OPERATORS
 from restengine.api.resource import Resource
 from restengine.api.views import JSON, MERGE_PATCH, RESERVED
+from restengine.api.writes import BULK_METHODS
 from restengine.errors import PROBLEM_JSON, InvalidParameter
 
 if TYPE_CHECKING:
@@ -827,6 +828,13 @@ class _Builder:
                 "required": ["op", *members],
             }
 
+        kinds = {
+            "insert": op("insert", document=create),
+            "update": op("update", id=pk, patch=patch),
+            "replace": op("replace", id=pk, document=replace),
+            "delete": op("delete", id=pk),
+        }
+        allowed = [name for name, method in BULK_METHODS.items() if method in resource.methods]
         results, _ = self._name(("bulk-results", resource.name), f"{self._resource_name(resource)}BulkResults")
         self.schemas[results] = BULK_RESULTS
         return {
@@ -836,8 +844,8 @@ class _Builder:
             "description": (
                 "Every operation is validated first (422 with errors by index, nothing written), then all "
                 "are sent in one `bulk_write`. Deletes honour DENY rules; a document with other delete rules "
-                "must be deleted with DELETE on the item. The resource's `methods` do not apply here: "
-                "all four operations are always available."
+                "must be deleted with DELETE on the item. Only the operations whose method the resource "
+                "allows are available (insert: POST, update: PATCH, replace: PUT, delete: DELETE)."
             ),
             "requestBody": {
                 "required": True,
@@ -850,14 +858,7 @@ class _Builder:
                                     "type": "array",
                                     "minItems": 1,
                                     "maxItems": 1000,
-                                    "items": {
-                                        "oneOf": [
-                                            op("insert", document=create),
-                                            op("update", id=pk, patch=patch),
-                                            op("replace", id=pk, document=replace),
-                                            op("delete", id=pk),
-                                        ]
-                                    },
+                                    "items": {"oneOf": [kinds[name] for name in allowed]},
                                 },
                                 "ordered": {"type": "boolean", "default": True},
                             },

@@ -348,6 +348,10 @@ class Operation:
     request: Any = None
 
 
+# Each _bulk operation needs the method that would do the same on its own.
+BULK_METHODS = {"insert": "POST", "update": "PATCH", "replace": "PUT", "delete": "DELETE"}
+
+
 def plan_bulk(
     resource: Resource, body: Any, merge: Callable[[Any, Any], Any], encode: Callable[[Any], Any]
 ) -> tuple[list[Operation], bool]:
@@ -367,10 +371,11 @@ def plan_bulk(
     plan: list[Operation] = []
     errors: dict[str, Any] = {}
     pks: dict[int, Any] = {}
+    allowed = [op for op, method in BULK_METHODS.items() if method in resource.methods]
     for index, spec in enumerate(operations):
         op = spec.get("op") if isinstance(spec, dict) else None
-        if op not in ("insert", "update", "replace", "delete"):
-            errors[str(index)] = {"op": "must be insert, update, replace or delete"}
+        if op not in allowed:
+            errors[str(index)] = {"op": f"must be one of {', '.join(allowed)} (the methods this resource allows)"}
         elif op != "insert":
             try:
                 pks[index] = pk_value(resource.doc_cls, str(spec.get("id")))
