@@ -115,10 +115,38 @@ class Managed:
             self._log_file = None
 
     @staticmethod
-    def _kill_group(pgid: int) -> None:
-        """SIGKILL what is left of the process group (e.g. workers orphaned by a killed master)."""
+    def _kill_group(pgid: int, grace: float = 1.0) -> None:
+        """End what is left of the process group (e.g. workers orphaned by a killed master).
+
+        SIGTERM first, so a gunicorn worker finishes the responses it is writing:
+        nginx cannot retry a GET whose response headers already reached the
+        client, so a worker killed mid-response loses that GET. SIGKILL after
+        ``grace`` seconds, not later: a terminating worker no longer reads its
+        idle keep-alive connections, so a request nginx sends on one waits
+        until the socket closes (then nginx retries it on another instance).
+        """
+        if Path("/proc/self/stat").exists():  # Linux: wait for the group to drain
+            if not _live_members(pgid):
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _live_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+def _live_members(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (zombies, waiting to be reaped, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def which(name: str, extra_dirs: Sequence[Path] = ()) -> str | None:
