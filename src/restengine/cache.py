@@ -411,7 +411,7 @@ class ResponseCache:
 
     def invalidate(self, collections: Iterable[str]) -> None:
         """Bump every generation of ``collections``: every cached read built from them is gone."""
-        generations = [key for c in set(collections) for key in (self.keys(c).generation, self.keys(c).documents)]
+        generations = [key for keys in map(self.keys, set(collections)) for key in (keys.generation, keys.documents)]
         if not generations:
             return
         try:
