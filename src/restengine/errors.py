@@ -18,10 +18,11 @@ from flask import Response, current_app
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
+from restengine.constants import PROBLEM_JSON
+
 if TYPE_CHECKING:
     from flask import Flask
 
-PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 
 

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from flask import Response, g, request
 
+from restengine.constants import REQUEST_ID_HEADER as HEADER
+
 if TYPE_CHECKING:
     from flask import Flask
 
-HEADER = "X-Request-ID"
 _VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 

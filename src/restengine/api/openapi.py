@@ -30,15 +30,15 @@ from mongoengine import fields as mf
 from mongoengine.base import BaseField, get_document
 from werkzeug.routing import BuildError
 
-import restengine
+from restengine import __version__
 from restengine.api import codec, filters, pagination, reads
 from restengine.api.conditional import etag_of, none_match
 from restengine.api.model import embedded_type, pk_name, public_fields
 from restengine.api.options import ALL_OPERATORS
 from restengine.api.resource import Resource
-from restengine.api.views import JSON, MERGE_PATCH, RESERVED
 from restengine.api.writes import BULK_METHODS
-from restengine.errors import PROBLEM_JSON, InvalidParameter
+from restengine.constants import JSON, MERGE_PATCH, PROBLEM_JSON, RESERVED_PARAMETERS
+from restengine.errors import InvalidParameter
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
@@ -276,7 +276,7 @@ class _Builder:
             "jsonSchemaDialect": DIALECT,
             "info": {
                 "title": "RestEngine API",
-                "version": restengine.__version__,
+                "version": __version__,
                 "description": (
                     "MongoEngine documents served as REST resources. Every error is "
                     "`application/problem+json` (RFC 9457)."
@@ -987,7 +987,7 @@ class _Builder:
         for path, _ in _paths(resource.doc_cls):
             for op in sorted(ALL_OPERATORS, key=_OPERATOR_ORDER.index):
                 name = path if op == "eq" else f"{path}__{op}"
-                if name in RESERVED:
+                if name in RESERVED_PARAMETERS:
                     continue
                 try:
                     found, parsed = filters.filter_parameter(

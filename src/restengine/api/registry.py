@@ -13,10 +13,11 @@ from restengine.api.docs import Docs
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
-from restengine.api.views import ALL_METHODS, Views
+from restengine.api.views import Views
 from restengine.cache import EXTENSION as CACHE_EXTENSION
 from restengine.cache import ResponseCache
 from restengine.config import ConfigError, require_secret
+from restengine.constants import ALL_METHODS
 
 EXTENSION = "restengine.api"
 
@@ -73,7 +74,7 @@ class Api:
         ]
         for rule, endpoint, view in rules:
             app.add_url_rule(
-                self.url_prefix + rule, f"restengine_api_{endpoint}", views.guarded(view), methods=ALL_METHODS
+                self.url_prefix + rule, f"restengine_api_{endpoint}", views.guarded(view), methods=list(ALL_METHODS)
             )
         if self.openapi_path is not None:
             app.add_url_rule(self.openapi_path, "restengine_api_openapi", views.guarded(self.openapi.view))

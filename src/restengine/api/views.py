@@ -19,16 +19,12 @@ from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
 from restengine.cache import Entry, request_key
+from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import InputError, InvalidParameter, Problem, render
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
     from restengine.api.resource import Resource
-
-RESERVED = frozenset({"fields", "sort", "limit", "cursor", "expand", "count"})
-JSON = "application/json"
-MERGE_PATCH = "application/merge-patch+json"
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class UnsupportedMediaType(Problem):
@@ -238,7 +234,11 @@ class Views:
         args = request.args
         pairs = list(args.items(multi=True))
         filters = parse_filters(
-            resource.doc_cls, pairs, filterable=resource.filterable, hidden=resource.unexposed, reserved=RESERVED
+            resource.doc_cls,
+            pairs,
+            filterable=resource.filterable,
+            hidden=resource.unexposed,
+            reserved=RESERVED_PARAMETERS,
         )
         sort = pagination.parse_sort(
             resource.doc_cls, args.get("sort"), sortable=resource.options.sortable, hidden=resource.unexposed
