@@ -18,7 +18,7 @@ from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.cache import EXTENSION as CACHE_EXTENSION
 from restengine.cache import request_key
-from restengine.requestid import HEADER as REQUEST_ID
+from restengine.constants import REQUEST_ID_HEADER as REQUEST_ID
 from restengine.requestid import request_id
 
 if TYPE_CHECKING:
