@@ -32,9 +32,9 @@ from typing import Any
 
 from bench.common import cpu_seconds, parse_wrk, versions
 from restengine.config import DEMO_MODULE, load_settings
-from restengine.dbserver import HOST, DatabaseServer
-from restengine.processes import Managed, free_port
-from restengine.stack import gunicorn_process, http_ok, local_secret, prepare_database, redis_process
+from restengine.ops.dbserver import HOST, DatabaseServer
+from restengine.ops.processes import Managed, free_port
+from restengine.ops.stack import gunicorn_process, http_ok, local_secret, prepare_database, redis_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "wrk" / "random_ids.lua"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port, which
-from restengine.stack import redis_process
+from restengine.ops.dbserver import DatabaseServer
+from restengine.ops.processes import free_port, which
+from restengine.ops.stack import redis_process
 
 # Every app and subprocess the tests start signs cursors with this (tests only).
 os.environ.setdefault("RESTENGINE_SECRET_KEY", "test-only-secret-key")

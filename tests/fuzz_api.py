@@ -26,9 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port
-from restengine.stack import gunicorn_process
+from restengine.ops.dbserver import DatabaseServer
+from restengine.ops.processes import free_port
+from restengine.ops.stack import gunicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
@@ -65,7 +65,7 @@ def fuzz(mongodb_uri: str, work: Path, *, examples: int, seed: int | None, phase
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS,
            "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", "RESTENGINE_SEED_BOOKS": "200"}  # fmt: skip
     env.setdefault("RESTENGINE_SECRET_KEY", "fuzz-secret")
-    subprocess.run([sys.executable, "-m", "restengine.cli", "seed"], env=env, cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "restengine.ops.cli", "seed"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=120)  # fmt: skip
     port = free_port()
     server = gunicorn_process("fuzz-gunicorn", port, env, work)

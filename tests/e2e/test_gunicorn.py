@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port, port_open
+from restengine.ops.dbserver import DatabaseServer
+from restengine.ops.processes import free_port, port_open
 from tests.e2e.helpers import get, get_json, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
 
 def test_restengine_serve_refuses_invalid_configuration() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "restengine.cli", "serve"],
+        [sys.executable, "-m", "restengine.ops.cli", "serve"],
         env={**os.environ, "RESTENGINE_THREADS": "lots"},
         capture_output=True,
         text=True,
@@ -175,7 +175,7 @@ def test_serve_starts_and_stops_the_embedded_database(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "restengine.cli", "serve", "--bind", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "restengine.ops.cli", "serve", "--bind", f"127.0.0.1:{port}"],
             env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     try:

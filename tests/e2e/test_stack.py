@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from restengine.processes import free_port, port_open
+from restengine.ops.processes import free_port, port_open
 from tests.e2e.helpers import get, get_json, pid_alive, wait_for, worker_pids
 
 
@@ -55,7 +55,7 @@ def start_up(tmp_path: Path) -> UpStack:
     output = tmp_path / "up.log"
     with open(output, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "restengine.cli", "up", "--no-progress"],
+            [sys.executable, "-m", "restengine.ops.cli", "up", "--no-progress"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

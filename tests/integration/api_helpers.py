@@ -24,7 +24,7 @@ from werkzeug.test import TestResponse
 import restengine.db
 from restengine import create_app
 from restengine.documents import load_documents
-from restengine.indexes import create_indexes
+from restengine.ops.indexes import create_indexes
 from tests import legacy_models
 from tests.legacy_models import Address, Customer, Order, OrderLine, Product
 

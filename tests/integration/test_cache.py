@@ -18,7 +18,7 @@ from mongoengine import CASCADE, Document, ReferenceField, StringField, signals
 import restengine
 from restengine import create_app
 from restengine.documents import load_documents
-from restengine.indexes import create_indexes
+from restengine.ops.indexes import create_indexes
 from tests.conftest import RedisServer
 from tests.integration.api_helpers import COMMANDS, customer, database_name, legacy_registry, product, shop
 from tests.legacy_models import Circle, Customer, Order, Product
@@ -345,7 +345,7 @@ def test_fresh_hits_skip_flask_and_answer_like_the_view(app: Flask, client: Flas
 def test_an_idle_worker_still_pays_the_invalidations_it_owes(mongodb_uri: str, redis_url: str) -> None:
     import redis
 
-    from restengine.processes import free_port
+    from restengine.ops.processes import free_port
 
     with legacy_registry():
         writer = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)

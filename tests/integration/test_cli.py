@@ -13,7 +13,7 @@ from restengine import create_app, db
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "restengine.cli", *args],
+        [sys.executable, "-m", "restengine.ops.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

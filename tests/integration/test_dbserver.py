@@ -4,8 +4,8 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port, port_open
+from restengine.ops.dbserver import DatabaseServer
+from restengine.ops.processes import free_port, port_open
 
 
 def test_embedded_server_keeps_data_across_restarts(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from pymongo import MongoClient
 
 from restengine import db
-from restengine.dbserver import DatabaseServer
-from restengine.processes import free_port
+from restengine.ops.dbserver import DatabaseServer
+from restengine.ops.processes import free_port
 from tests.probe_app import make_app
 
 BUDGET_MS = 600

@@ -13,7 +13,7 @@ from mongoengine import NotUniqueError, OperationError, ValidationError
 import restengine.db
 from restengine.config import load_settings
 from restengine.documents import load_documents
-from restengine.indexes import create_indexes
+from restengine.ops.indexes import create_indexes
 from tests.integration.api_helpers import customer, legacy_registry, order, product, raw, stored_keys
 from tests.legacy_models import Address, Circle, Comment, Customer, Order, OrderLine, Product, Shape, Square
 

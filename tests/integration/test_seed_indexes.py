@@ -9,8 +9,8 @@ import restengine.db
 from restengine.config import load_settings
 from restengine.demo.bookstore import Author, Book
 from restengine.documents import load_documents
-from restengine.indexes import create_indexes, format_report
-from restengine.seed import seed_demo
+from restengine.ops.indexes import create_indexes, format_report
+from restengine.ops.seed import seed_demo
 
 BOOK_INDEXES = {"isbn_1", "author_1", "tags_1", "published_-1", "price_1", "author_1_published_-1"}
 

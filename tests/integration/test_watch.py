@@ -178,7 +178,7 @@ def test_drop_invalidates_everything_and_the_stream_goes_on(
 def test_cli_watch_requires_redis(mongodb_uri: str, repo_root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     result = subprocess.run(
-        [sys.executable, "-m", "restengine.cli", "watch"],
+        [sys.executable, "-m", "restengine.ops.cli", "watch"],
         env={**env, "MONGODB_URI": mongodb_uri},
         capture_output=True,
         text=True,
@@ -203,7 +203,7 @@ def test_cli_watch_bumps_and_stops_cleanly_on_sigterm(
     log_path = tmp_path / "watch.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "restengine.cli", "watch"],
+            [sys.executable, "-m", "restengine.ops.cli", "watch"],
             env=env,
             cwd=repo_root,
             stdin=subprocess.DEVNULL,

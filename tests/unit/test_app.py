@@ -11,7 +11,7 @@ from mongoengine.errors import OperationError
 from pymongo.errors import NetworkTimeout
 
 from restengine import create_app, db
-from restengine.processes import free_port
+from restengine.ops.processes import free_port
 
 CLOSED = f"mongodb://127.0.0.1:{free_port()}/nowhere?directConnection=true"
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from restengine.nginx import COMPOSE_PARAMS
+from restengine.ops.nginx import COMPOSE_PARAMS
 
 APPS = ("app1", "app2")
 LONG_RUNNING = ("mongo", "redis", *APPS, "nginx")

@@ -27,8 +27,8 @@ from unittest import mock
 
 import pytest
 
-from restengine import nginx as nginx_conf
-from restengine.processes import free_port, port_open
+from restengine.ops import nginx as nginx_conf
+from restengine.ops.processes import free_port, port_open
 
 DROP = -1  # an upstream "status" meaning: read the request, close the connection, answer nothing
 ONE_MIB = 1024 * 1024
@@ -335,7 +335,7 @@ def test_render_refuses_a_placeholder_it_does_not_know(tmp_path: Path, monkeypat
 def test_checked_in_compose_conf_matches_the_template(repo_root: Path) -> None:
     checked_in = (repo_root / "nginx" / "compose.conf").read_text()
     assert checked_in == nginx_conf.render(**nginx_conf.COMPOSE_PARAMS), (
-        "nginx/compose.conf is stale: run `python -m restengine.nginx > nginx/compose.conf`"
+        "nginx/compose.conf is stale: run `python -m restengine.ops.nginx > nginx/compose.conf`"
     )
 
 

@@ -55,7 +55,7 @@ from restengine.api import writes
 from restengine.api.codec import decode_document
 from restengine.api.openapi import Mount, build_document, ecma_pattern, nullable
 from restengine.errors import InputError
-from restengine.processes import free_port
+from restengine.ops.processes import free_port
 from tests.integration.api_helpers import legacy_registry
 from tests.openapi_contract import Contract
 

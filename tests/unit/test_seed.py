@@ -10,9 +10,9 @@ import mongoengine
 import mongomock
 import pytest
 
-from restengine import seed
 from restengine.demo.bookstore import Author, Book
-from restengine.seed import isbn13, seed_demo
+from restengine.ops import seed
+from restengine.ops.seed import isbn13, seed_demo
 
 
 def _connect() -> None:

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from restengine.processes import Managed, ProcessError, port_open, which
+from restengine.ops.processes import Managed, ProcessError, port_open, which
 
 log = logging.getLogger(__name__)
 

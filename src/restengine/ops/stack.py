@@ -21,8 +21,8 @@ from pathlib import Path
 
 from restengine import db
 from restengine.config import DEMO_MODULE, Settings
-from restengine.dbserver import HOST, DatabaseServer
-from restengine.processes import Managed, ProcessError, port_open, which
+from restengine.ops.dbserver import HOST, DatabaseServer
+from restengine.ops.processes import Managed, ProcessError, port_open, which
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
 def prepare_database(settings: Settings, documents: tuple[str, ...], *, progress: bool = True) -> None:
     """Create declared indexes, and seed the demo data on its first run."""
     from restengine.documents import load_documents
-    from restengine.indexes import create_indexes, format_report
-    from restengine.seed import seed_demo
+    from restengine.ops.indexes import create_indexes, format_report
+    from restengine.ops.seed import seed_demo
 
     db.register(settings, timeout_ms=120_000)
     try:
@@ -119,7 +119,7 @@ def watcher_process(env: dict[str, str], log_dir: Path) -> Managed:
     """``restengine watch``: invalidates cached reads for writes that bypass the API."""
     return Managed(
         name="restengine-watch",
-        argv=[sys.executable, "-m", "restengine.cli", "watch"],
+        argv=[sys.executable, "-m", "restengine.ops.cli", "watch"],
         log_path=log_dir / "restengine-watch.log",
         ready=lambda: True,
         env=env,
@@ -164,7 +164,7 @@ class Stack:
         return f"redis://{HOST}:{port}/0"
 
     def _start_nginx(self) -> None:
-        from restengine import nginx
+        from restengine.ops import nginx
 
         executable = which("nginx", [Path("/usr/sbin")])
         if executable is None:

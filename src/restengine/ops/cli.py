@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import click
 
 from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings
-from restengine.processes import ProcessError
+from restengine.ops.processes import ProcessError
 
 
 def _settings(documents: str | None = None) -> Settings:
@@ -31,7 +31,7 @@ def _database(settings: Settings) -> Iterator[Settings]:
     if settings.mongodb_uri:
         yield settings
         return
-    from restengine.dbserver import DatabaseServer
+    from restengine.ops.dbserver import DatabaseServer
 
     server = DatabaseServer(settings.data_dir.resolve(), settings.db_port)
     try:
@@ -65,7 +65,7 @@ documents_option = click.option(
 @documents_option
 def serve(bind: str, documents: str | None) -> None:
     """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
-    from restengine.stack import gunicorn_config_path, local_secret
+    from restengine.ops.stack import gunicorn_config_path, local_secret
 
     settings = local_secret(_settings(documents))
     with _database(settings) as ready:
@@ -97,7 +97,7 @@ def serve(bind: str, documents: str | None) -> None:
 def up(documents: str | None, no_progress: bool) -> None:
     """Run the full local stack: database, Redis, two gunicorn instances, nginx on 127.0.0.1:8080."""
     from restengine.documents import load_documents
-    from restengine.stack import run_stack
+    from restengine.ops.stack import run_stack
 
     settings = _settings(documents)
     try:
@@ -113,7 +113,7 @@ def up(documents: str | None, no_progress: bool) -> None:
 def seed(books: int | None, no_progress: bool) -> None:
     """Seed the demo bookstore (only when its collection is empty)."""
     from restengine import db
-    from restengine.seed import seed_demo
+    from restengine.ops.seed import seed_demo
 
     settings = _settings()
     with _database(settings) as ready:
@@ -131,7 +131,7 @@ def indexes(documents: str | None) -> None:
     """Create every index the served Documents declare, and report what was created."""
     from restengine import db
     from restengine.documents import load_documents
-    from restengine.indexes import create_indexes, format_report
+    from restengine.ops.indexes import create_indexes, format_report
 
     settings = _settings(documents)
     try:

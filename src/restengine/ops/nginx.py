@@ -2,7 +2,7 @@
 
 The template holds ``@NAME@`` placeholders (nginx's own ``$variables`` are left
 alone). :func:`render` fills them in; :func:`write_config` also makes the run
-directory nginx needs. ``python -m restengine.nginx`` prints the rendering for
+directory nginx needs. ``python -m restengine.ops.nginx`` prints the rendering for
 docker-compose, which is checked in as ``nginx/compose.conf``.
 """
 
