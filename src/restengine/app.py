@@ -1,20 +1,24 @@
-"""The application factory."""
+"""The application factory, and the one place the request pipeline is assembled."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
-from restengine.config import load_settings, require_secret
-from restengine.fastpath import CachedReads
+from restengine.config import Settings, load_settings, require_secret
 from restengine.jsonresp import json_response
 
-SETTINGS = "restengine.settings"
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+SETTINGS = "restengine.settings"  # app.extensions key of the app's Settings, for code running beside it
+
+Layer = Callable[["WSGIApplication"], "WSGIApplication"]
 
 index_bp = Blueprint("index", __name__)
 
@@ -42,29 +46,52 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     and ``MONGODB_HOST``-style keys are accepted too). Raises
     :class:`restengine.config.ConfigError` on an invalid setting, a missing
     ``RESTENGINE_SECRET_KEY``, or a ``RESTENGINE_DOCUMENTS`` module that
-    cannot be imported. Does no
-    database or Redis I/O: connections open on first use, after any fork.
+    cannot be imported. Does no database or Redis I/O: connections open on
+    first use, after any fork.
     """
     settings = load_settings(config)
-    require_secret(settings)
+    secret = require_secret(settings)
     app = Flask("restengine")
     app.config.from_mapping(config or {})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[SETTINGS] = settings
 
-    errors.init_app(app)
+    errors.init_app(app, retry_after=settings.retry_after)
     requestid.init_app(app)
     db.init_app(app, settings)
-    api = Api(app, deadline=False)  # the _Deadline middleware already bounds every request
+    redis_conn = redisconn.init_app(app, settings)
+    response_cache = cache.init_app(app, settings, redis_conn)
+    api = Api(app, secret_key=secret, db_timeout_ms=settings.db_timeout_ms, cache=response_cache)
     for module in settings.documents:
         api.register_module(module)
-    app.wsgi_app = CachedReads(app.wsgi_app, app, api)  # type: ignore[method-assign]
-    redisconn.init_app(app, settings)
-    cache.init_app(app, settings)
     app.register_blueprint(index_bp)
-    app.register_blueprint(health.bp)
+    app.register_blueprint(
+        health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
+    )
+    app.wsgi_app = build_pipeline(app.wsgi_app, settings, api)  # type: ignore[method-assign,assignment]
+    return app
 
+
+def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> WSGIApplication:
+    """Every WSGI layer around Flask, in the order a request meets them.
+
+    1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
+       client's address, scheme and host, as later layers and URLs see them.
+    2. The checks every request must pass, a cached one included —
+       authentication, rate limits, metrics — belong here, after the client
+       is known and before anything can answer. There are none yet.
+    3. ``CacheHits``: a fresh cached GET of the API answered from the shared
+       cache, without entering Flask; anything else goes on, its lookup
+       handed to the view.
+    4. Flask: routing, request ids, the views (each under the database
+       deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
+    """
+    layers: list[Layer] = []
     if settings.proxy_count:
         n = settings.proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
-    return app
+        layers.append(lambda inner: ProxyFix(inner, x_for=n, x_proto=n, x_host=n, x_port=n))
+    layers.append(api.cache_hits)
+    wsgi = flask_app
+    for layer in reversed(layers):
+        wsgi = layer(wsgi)
+    return wsgi

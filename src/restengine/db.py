@@ -6,10 +6,9 @@ needs one. gunicorn's ``post_fork`` hook calls :func:`after_fork`, which drops
 any client a preloaded master may have built, so a worker never inherits a
 pool; ``worker_exit`` calls :func:`close_all`.
 
-Every request runs under one deadline (``pymongo.timeout``) equal to
-``RESTENGINE_DB_TIMEOUT_MS``: server selection, waiting for a pooled
-connection and the operations themselves all count against it, so a request
-never waits unbounded for the database.
+The per-request deadline (``RESTENGINE_DB_TIMEOUT_MS``) is applied where the
+database is used: the API's views (:class:`restengine.api.views.Views`) and
+the readiness probe each run under a ``pymongo.timeout``.
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import mongoengine
-import pymongo
 from mongoengine.connection import DEFAULT_CONNECTION_NAME
 
 from restengine.config import DEFAULT_DATABASE, Settings
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
 EXTENSION = "restengine.db"
@@ -117,20 +114,7 @@ def disable_auto_index(documents: Iterable[type[mongoengine.Document]]) -> None:
         doc_cls._meta["auto_create_index"] = False
 
 
-class _Deadline:
-    """WSGI middleware: all database work of one request shares one deadline."""
-
-    def __init__(self, wsgi_app: WSGIApplication, seconds: float) -> None:
-        self.wsgi_app = wsgi_app
-        self.seconds = seconds
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        with pymongo.timeout(self.seconds):
-            return self.wsgi_app(environ, start_response)
-
-
 def init_app(app: Flask, settings: Settings) -> None:
-    """Register the connection for ``app`` and bound each request's database time."""
+    """Register (not open) the connection ``app`` uses."""
     register(settings)
     app.extensions[EXTENSION] = settings
-    app.wsgi_app = _Deadline(app.wsgi_app, settings.db_timeout_ms / 1000)  # type: ignore[method-assign]

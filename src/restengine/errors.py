@@ -1,20 +1,24 @@
 """One error shape for every failure: ``application/problem+json`` (RFC 9457).
 
-Views raise :class:`Problem` (or let a library error propagate); the
-handlers registered by :func:`init_app` turn everything into the same body:
-``type``, ``title``, ``status``, ``detail`` and, where there are field
-messages, ``errors``. A client never sees a stack trace.
+Every HTTP error the service raises is a :class:`Problem` subclass defined
+here; library errors (MongoEngine, PyMongo, werkzeug) get their HTTP meaning
+in :func:`to_problem`, and :func:`render` is the only place a response is
+built from an exception. Two entry points call it: :func:`init_app`'s
+app-wide handler (create_app's own routes: 404/405 from routing, /readyz) and
+:func:`handled`, which wraps the API's views so that a host application's
+own error handlers never see the API's errors. A client never sees a stack
+trace.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, has_app_context
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
@@ -66,6 +70,42 @@ class ServiceUnavailable(Problem):
     type = "urn:restengine:problem:unavailable"
 
 
+class NotFound(Problem):
+    """No such resource or item (a malformed id is one that cannot exist): 404."""
+
+    status = 404
+
+    def __init__(self, detail: str = "No such item.", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
+class MethodNotAllowed(Problem):
+    """405, with ``Allow`` listing what is allowed."""
+
+    status = 405
+
+    def __init__(self, method: str, allowed: list[str] | tuple[str, ...]) -> None:
+        super().__init__(f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
+
+
+class Conflict(Problem):
+    """409: a unique index, or a reference rule, refuses the write."""
+
+    status = 409
+    type = "urn:restengine:problem:conflict"
+
+
+class PreconditionFailed(Problem):
+    """412: the item changed since the ETag in ``If-Match``."""
+
+    status = 412
+    type = "urn:restengine:problem:precondition-failed"
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+
+
 class InputError(ValueError):
     """A request body that does not fit the resource; ``errors`` maps fields (or indexes) to messages."""
 
@@ -100,17 +140,17 @@ def problem_response(problem: Problem) -> Response:
     return response
 
 
-def retry_after_header() -> str:
-    settings = current_app.extensions.get("restengine.settings")
-    return str(settings.retry_after if settings is not None else 2)
+RETRY_AFTER = "RESTENGINE_RETRY_AFTER"  # app.config key: the seconds a 503 asks clients to wait
+DEFAULT_RETRY_AFTER = 2
 
 
-def database_unavailable(exc: BaseException) -> Problem:
+def database_unavailable() -> Problem:
     """The 503 for a database that is unreachable, overloaded or past the request's deadline."""
+    retry_after = current_app.config.get(RETRY_AFTER, DEFAULT_RETRY_AFTER) if has_app_context() else DEFAULT_RETRY_AFTER
     return ServiceUnavailable(
         "The database did not answer within the request's time budget; retry later.",
         title="Database unavailable",
-        headers={"Retry-After": retry_after_header()},
+        headers={"Retry-After": str(retry_after)},
     )
 
 
@@ -154,11 +194,9 @@ def to_problem(exc: BaseException) -> Problem | None:
             errors=exc.to_dict() or {"": exc.message},
         )
     if isinstance(exc, me.NotUniqueError):
-        return Problem(
-            "A document with the same unique value exists.", status=409, type="urn:restengine:problem:conflict"
-        )
+        return Conflict("A document with the same unique value exists.")
     if isinstance(exc, me.DoesNotExist):
-        return Problem("No such item.", status=404)
+        return NotFound()
     if isinstance(exc, (me.InvalidQueryError, me.LookUpError)):
         return Problem(str(exc), status=400)
     if isinstance(exc, HTTPException):
@@ -167,7 +205,7 @@ def to_problem(exc: BaseException) -> Problem | None:
     cause = _database_cause(exc)
     if cause is not None:
         log.warning("database unavailable: %s: %s", type(cause).__name__, cause)
-        return database_unavailable(cause)
+        return database_unavailable()
     return None
 
 
@@ -180,6 +218,21 @@ def render(exc: BaseException) -> Response:
     return problem_response(problem)
 
 
-def init_app(app: Flask) -> None:
-    """Route every error raised while handling a request through one problem+json renderer."""
+def handled(view: Callable[..., Response]) -> Callable[..., Response]:
+    """``view``, with any exception it raises rendered here (not by the host app's error handlers)."""
+
+    def run(**kwargs: Any) -> Response:
+        try:
+            return view(**kwargs)
+        except Exception as exc:  # the API's one catch-all: see the module docstring
+            return render(exc)
+
+    run.__name__ = view.__name__
+    run.__doc__ = view.__doc__
+    return run
+
+
+def init_app(app: Flask, *, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
+    """Route every error raised while handling a request through :func:`render`; 503s ask for ``retry_after`` s."""
+    app.config[RETRY_AFTER] = retry_after
     app.register_error_handler(Exception, render)

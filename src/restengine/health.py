@@ -7,28 +7,25 @@ answers 503 naming every check that failed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pymongo
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from restengine import db
-from restengine.errors import ServiceUnavailable, retry_after_header
+from restengine.errors import ServiceUnavailable
 from restengine.jsonresp import json_response
-from restengine.redisconn import EXTENSION as REDIS_EXTENSION
 from restengine.redisconn import RedisConnection
 
-bp = Blueprint("health", __name__)
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-@bp.get("/healthz")
 def healthz() -> Response:
-    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return json_response({"status": "ok"}, headers=NO_STORE)
 
 
-def _check_database(timeout: float) -> str:
+def check_database(timeout: float) -> str:
+    """``ok``, or ``error: <exception>`` when a ping does not answer within ``timeout`` seconds."""
     try:
         with pymongo.timeout(timeout):
             db.get_database().command("ping")
@@ -37,34 +34,33 @@ def _check_database(timeout: float) -> str:
     return "ok"
 
 
-def _check_redis(conn: RedisConnection) -> str:
+def check_redis(conn: RedisConnection) -> str:
+    """``ok``, ``not configured``, or ``error: <exception>`` (the ping is bounded by the readiness timeout)."""
     if not conn.configured:
         return "not configured"
     try:
-        conn.client().ping()
+        conn.ping()
     except RedisError as exc:
         return f"error: {type(exc).__name__}"
     return "ok"
 
 
-def readiness() -> dict[str, str]:
-    """Run every readiness check; returns ``{check: "ok" | "not configured" | "error: ..."}``."""
-    settings = current_app.extensions["restengine.settings"]
-    return {
-        "database": _check_database(settings.ready_timeout_ms / 1000),
-        "redis": _check_redis(current_app.extensions[REDIS_EXTENSION]),
-    }
+def blueprint(redis_conn: RedisConnection, *, ready_timeout_ms: int, retry_after: int) -> Blueprint:
+    """The ``health`` blueprint: ``/healthz`` and ``/readyz`` for these dependencies."""
+    bp = Blueprint("health", __name__)
+    bp.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
 
+    def readyz() -> Response:
+        checks = {"database": check_database(ready_timeout_ms / 1000), "redis": check_redis(redis_conn)}
+        failed = [name for name, result in checks.items() if result.startswith("error")]
+        if failed:
+            raise ServiceUnavailable(
+                f"not ready: {', '.join(failed)} failed",
+                title="Not ready",
+                checks=checks,
+                headers={"Retry-After": str(retry_after), **NO_STORE},
+            )
+        return json_response({"status": "ready", "checks": checks}, headers=NO_STORE)
 
-@bp.get("/readyz")
-def readyz() -> Response:
-    checks: dict[str, Any] = readiness()
-    failed = [name for name, result in checks.items() if result.startswith("error")]
-    if failed:
-        raise ServiceUnavailable(
-            f"not ready: {', '.join(failed)} failed",
-            title="Not ready",
-            checks=checks,
-            headers={"Retry-After": retry_after_header(), "Cache-Control": "no-store"},
-        )
-    return json_response({"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"})
+    bp.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
+    return bp

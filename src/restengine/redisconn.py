@@ -1,14 +1,13 @@
 """The process's Redis client, built lazily from ``REDIS_URL`` with short timeouts.
 
-Redis is optional: without ``REDIS_URL`` there is no client and RestEngine
-runs with per-process state only (a warning says so at start-up). The client
-is made on first use, so nothing connects before gunicorn forks; redis-py's
-pool also notices a fork and reconnects in the child.
+Redis is optional: without ``REDIS_URL`` there is no client (the response
+cache says at start-up what it does instead). The client is made on first
+use, so nothing connects before gunicorn forks; redis-py's pool also notices
+a fork and reconnects in the child.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import redis
@@ -19,40 +18,46 @@ if TYPE_CHECKING:
     from flask import Flask
 
 EXTENSION = "restengine.redis"
-log = logging.getLogger(__name__)
 
 
 class RedisConnection:
-    """Holds the lazily built client for one app."""
+    """Holds the lazily built clients for one app: one for requests, one for readiness checks."""
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.redis_url
         self.timeout = settings.redis_timeout_ms / 1000
+        self.ready_timeout = settings.ready_timeout_ms / 1000
         self._client: redis.Redis | None = None
+        self._probe: redis.Redis | None = None
 
     @property
     def configured(self) -> bool:
         return self.url is not None
 
-    def client(self) -> redis.Redis:
-        """The client; raises ``RuntimeError`` when no ``REDIS_URL`` is set."""
+    def _build(self, timeout: float) -> redis.Redis:
         if self.url is None:
             raise RuntimeError("REDIS_URL is not set")
+        return redis.Redis.from_url(
+            self.url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        )
+
+    def client(self) -> redis.Redis:
+        """The client requests use (``RESTENGINE_REDIS_TIMEOUT_MS``); raises ``RuntimeError`` without ``REDIS_URL``."""
         if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                health_check_interval=30,
-            )
+            self._client = self._build(self.timeout)
         return self._client
+
+    def ping(self) -> None:
+        """Ping Redis within ``RESTENGINE_READY_TIMEOUT_MS`` (its own client, so a probe never holds up requests).
+
+        Raises ``redis.RedisError`` when Redis does not answer in time, ``RuntimeError`` without ``REDIS_URL``.
+        """
+        if self._probe is None:
+            self._probe = self._build(self.ready_timeout)
+        self._probe.ping()
 
 
 def init_app(app: Flask, settings: Settings) -> RedisConnection:
     conn = RedisConnection(settings)
     app.extensions[EXTENSION] = conn
-    if not conn.configured:
-        log.warning(
-            "REDIS_URL is not set: caches and limits are per worker process, so workers and instances do not share them"
-        )
     return conn

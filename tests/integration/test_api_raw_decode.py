@@ -1,4 +1,4 @@
-"""The read fast path (raw BSON, no Document) gives what the Documents themselves hold."""
+"""Raw decoding (stored BSON to JSON, no Document) gives what the Documents themselves hold."""
 
 from __future__ import annotations
 

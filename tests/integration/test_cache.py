@@ -118,8 +118,11 @@ def test_every_api_write_invalidates_lists_and_items(client: FlaskClient, write:
     item = client.get("/api/customers/ABC123")
     if write in ("post", "array"):
         assert item.headers.get("X-Cache") == "hit", "creating another customer keeps this one cached"
+    elif write in ("delete", "bulk"):
+        assert item.status_code == 404, "the deleted item's cached read is gone"
+        assert "X-Cache" not in item.headers
     else:
-        assert item.headers.get("X-Cache") == "miss" or item.status_code == 404
+        assert (item.headers.get("X-Cache"), item.json["name"]) == ("miss", "Ann")
 
 
 def test_a_write_to_one_item_keeps_the_others_cached(client: FlaskClient) -> None:
@@ -281,9 +284,10 @@ def test_a_frozen_redis_costs_timeouts_not_errors_and_owed_invalidations_are_pai
     assert client.get("/api/customers/ABC123").headers["X-Cache"] == "hit"
 
 
-def test_without_redis_the_cache_is_per_process(mongodb_uri: str) -> None:
+def test_without_redis_the_cache_is_per_process(mongodb_uri: str, caplog: pytest.LogCaptureFixture) -> None:
     with legacy_registry():
         app = make(mongodb_uri, None)
+        assert "the response cache lives in this process (one worker only)" in caplog.text
         try:
             client = app.test_client()
             customer("ABC123", "Ada")
@@ -416,3 +420,61 @@ def test_a_delete_invalidates_what_its_delete_rules_wrote(app: Flask, client: Fl
     assert client.delete(f"/api/cascade_parents/{parent.pk}").status_code == 204
     status, children = cached(client, "/api/cascade_children")
     assert (status, children["items"]) == ("miss", []), "the cascade deleted the child"
+
+
+def test_a_304_says_the_same_whether_the_cache_layer_or_the_view_answers(app: Flask, client: FlaskClient) -> None:
+    customer("ABC123", "Ada")
+    customer("DEF456", "Dee")
+    url = "/api/customers?count=exact&limit=1"
+    miss = client.get(url)
+    assert (miss.headers["X-Cache"], miss.headers["X-Total-Count"]) == ("miss", "2")
+    etag = miss.headers["ETag"]
+    from_layer = client.get(url, headers={"If-None-Match": etag})  # a fresh hit: answered before Flask
+    app.extensions["restengine.api"].register(Customer, cache_ttl=0)  # now only the view can answer
+    from_view = client.get(url, headers={"If-None-Match": etag})
+    assert from_layer.status_code == from_view.status_code == 304
+    assert from_layer.headers["X-Cache"] == "hit" and "X-Cache" not in from_view.headers
+    for response in (from_layer, from_view):
+        assert "X-Total-Count" not in response.headers, "a 304 carries no representation metadata"
+        assert (response.headers["ETag"], response.headers["Link"]) == (etag, miss.headers["Link"])
+
+
+def test_a_miss_looks_the_entry_up_once(app: Flask, client: FlaskClient) -> None:
+    customer("ABC123", "Ada")
+    cache = app.extensions["restengine.cache"]
+    calls: list[str] = []
+    lookup = cache.backend.lookup
+
+    def counted(base: str, generations: Any) -> Any:
+        calls.append(base)
+        return lookup(base, generations)
+
+    cache.backend.lookup = counted
+    try:
+        assert client.get("/api/customers/ABC123").headers["X-Cache"] == "miss"
+        assert len(calls) == 1, "the view used the cache layer's lookup"
+        assert client.get("/api/customers/ABC123").headers["X-Cache"] == "hit"
+        assert len(calls) == 2
+    finally:
+        cache.backend.lookup = lookup
+
+
+def test_readiness_pings_redis_within_the_readiness_budget(mongodb_uri: str, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    app = make(mongodb_uri, redis_server.url, RESTENGINE_REDIS_TIMEOUT_MS=10_000, RESTENGINE_READY_TIMEOUT_MS=200)
+    client = app.test_client()
+    pid = redis_server.process.pid
+    assert pid is not None
+    try:
+        assert client.get("/readyz").status_code == 200
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        response = client.get("/readyz")
+        took = time.monotonic() - started
+        assert response.status_code == 503 and response.json["checks"]["redis"].startswith("error")
+        assert took < 2, (
+            f"RESTENGINE_READY_TIMEOUT_MS bounds the Redis ping, not the 10 s request timeout ({took:.1f}s)"
+        )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        restengine.db.close_all()

@@ -26,8 +26,8 @@ from pymongo import MongoClient
 import restengine.db
 from restengine import create_app
 from restengine.cache import generation_key
+from restengine.cache.watch import Watcher, token_key
 from restengine.config import Settings, load_settings
-from restengine.watch import Watcher, token_key
 from tests.integration.api_helpers import customer, legacy_registry
 
 SERVED = ("customers", "orders")

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import pymongo
-
 from restengine import db
 from restengine.config import load_settings
 
@@ -43,12 +41,20 @@ def test_after_fork_drops_the_client_but_keeps_the_settings() -> None:
         db.close_all()
 
 
-def test_deadline_middleware_bounds_the_request() -> None:
+def test_every_api_view_runs_under_the_request_deadline() -> None:
+    from flask import Flask, Response
+
+    from restengine.api import Api
+    from restengine.api.readcache import ReadCache
+    from restengine.api.views import Views
+
     seen: list[float | None] = []
 
-    def wsgi(environ: object, start_response: object) -> list[bytes]:
-        seen.append(pymongo.timeout.__module__ and __import__("pymongo")._csot.get_timeout())
-        return []
+    def view() -> Response:
+        seen.append(__import__("pymongo")._csot.get_timeout())
+        return Response()
 
-    db._Deadline(wsgi, 0.25)({}, lambda *a: None)  # type: ignore[arg-type]
+    api = Api(secret_key="s", db_timeout_ms=250)
+    with Flask(__name__).test_request_context():
+        Views(api, ReadCache(None)).guarded(view)()
     assert seen == [0.25]

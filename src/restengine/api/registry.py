@@ -6,17 +6,17 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 
 from restengine import db
 from restengine.api.docs import Docs
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
+from restengine.api.readcache import CacheHits, ReadCache
 from restengine.api.resource import Resource
 from restengine.api.views import Views
-from restengine.cache import EXTENSION as CACHE_EXTENSION
 from restengine.cache import ResponseCache
-from restengine.config import ConfigError, require_secret
+from restengine.config import ConfigError
 from restengine.constants import ALL_METHODS
 
 EXTENSION = "restengine.api"
@@ -29,9 +29,9 @@ class Api:
     ``Api(blueprint)`` on a Blueprint, so an existing app keeps its own
     routes beside it (register the blueprint on the app afterwards).
     ``register`` and ``register_module`` may be called before or after mounting.
-    Outside ``restengine.create_app``, ``secret_key`` (signs pagination cursors)
-    and ``db_timeout_ms`` (each request's database deadline) are given here;
-    ``deadline=False`` when the WSGI app already runs every request under one.
+    ``secret_key`` signs pagination cursors; ``db_timeout_ms`` is the database
+    deadline of each request to the API; ``cache`` is the response cache
+    (``restengine.create_app`` passes its own; without one nothing is cached).
     ``openapi_path`` serves the OpenAPI document (beside the API, not under
     ``url_prefix``; ``None``: not served); ``openapi_info`` adds to its ``info``.
     ``docs_path`` serves a documentation page rendering that document (Swagger
@@ -45,7 +45,7 @@ class Api:
         url_prefix: str = "/api",
         secret_key: str | None = None,
         db_timeout_ms: int = 1500,
-        deadline: bool = True,
+        cache: ResponseCache | None = None,
         openapi_path: str | None = "/openapi.json",
         openapi_info: Mapping[str, Any] | None = None,
         docs_path: str | None = "/docs",
@@ -54,8 +54,9 @@ class Api:
         self.resources: dict[str, Resource] = {}
         self._by_class: dict[type[Any], Resource] = {}
         self._secret_key = secret_key
-        self._db_timeout_ms = db_timeout_ms
-        self.deadline = deadline
+        self.db_timeout = db_timeout_ms / 1000
+        self.cache = cache
+        self.read_cache = ReadCache(cache)
         self.openapi_path = openapi_path
         self.openapi = OpenApi(self, openapi_info)
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
@@ -65,7 +66,7 @@ class Api:
             self.init_app(app)
 
     def init_app(self, app: Flask | Blueprint) -> None:
-        views = Views(self)
+        views = Views(self, self.read_cache)
         rules: list[tuple[str, str, Callable[..., Any]]] = [
             ("/", "index", views.index),
             ("/<name>", "collection", views.collection),
@@ -85,6 +86,10 @@ class Api:
             app.record_once(lambda state: state.app.extensions.setdefault(EXTENSION, self))
         else:
             app.extensions[EXTENSION] = self
+
+    def cache_hits(self, wsgi_app: Any) -> CacheHits:
+        """The WSGI layer answering fresh cached GETs of this API before ``wsgi_app`` (Flask) runs."""
+        return CacheHits(wsgi_app, self.read_cache, self.resources, self.url_prefix)
 
     def endpoint(self, name: str) -> str:
         return f"{self._endpoint_prefix}restengine_api_{name}"
@@ -120,28 +125,20 @@ class Api:
         return resource if resource is not None else Resource(doc_cls, ResourceOptions())
 
     def secret(self) -> bytes:
-        if self._secret_key:
-            return self._secret_key.encode()
-        settings = current_app.extensions.get("restengine.settings")
-        if settings is None:
+        """The cursor-signing key; raises :class:`ConfigError` when ``Api`` was given none."""
+        if not self._secret_key:
             raise ConfigError("RESTENGINE_SECRET_KEY: pass secret_key= to Api() outside restengine.create_app")
-        return require_secret(settings).encode()
-
-    def cache(self) -> ResponseCache | None:
-        """The app's response cache (``restengine.create_app`` sets one up), if any."""
-        cache: ResponseCache | None = current_app.extensions.get(CACHE_EXTENSION)
-        return cache
+        return self._secret_key.encode()
 
     def invalidate(self, resource: Resource) -> None:
         """Drop every cached read of ``resource``'s collection, for every worker and instance."""
-        cache = self.cache()
-        if cache is not None:
-            cache.invalidate([resource.collection_name])
+        if self.cache is not None:
+            self.cache.invalidate([resource.collection_name])
 
     def invalidate_deleted(self, resource: Resource, pk: Any) -> None:
         """After deleting one document (``pk`` as stored): its reads, its collection's lists, and the
         collections its delete rules (cascade, nullify, pull) may have written to."""
-        cache = self.cache()
+        cache = self.cache
         if cache is None:
             return
         ruled = {cls._get_collection_name() for cls, _ in resource.doc_cls._meta.get("delete_rules") or {}}
@@ -149,7 +146,3 @@ class Api:
         if ruled:
             cache.invalidate(ruled)
         cache.invalidate_items(resource.collection_name, [pk])
-
-    def db_timeout(self) -> float:
-        settings = current_app.extensions.get("restengine.settings")
-        return (settings.db_timeout_ms if settings is not None else self._db_timeout_ms) / 1000

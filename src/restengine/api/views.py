@@ -1,8 +1,9 @@
 """The HTTP layer: parse the request, call reads/writes, render JSON with ETags.
 
-Views know HTTP; the functions they call do not. Every error a view meets
-is rendered here as problem+json by :func:`restengine.errors.render`, so a
-host application's own error handlers never see the API's errors.
+Views know HTTP; the functions they call do not. Every view runs under the
+request's database deadline, and every error it meets is rendered as
+problem+json by :func:`restengine.errors.handled`, so a host application's
+own error handlers never see the API's errors.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ from restengine.api import pagination, reads, writes
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
-from restengine.cache import Entry, request_key
+from restengine.api.readcache import ReadCache, not_modified_headers
+from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
-from restengine.errors import InputError, InvalidParameter, Problem, render
+from restengine.errors import (
+    InputError,
+    InvalidParameter,
+    MethodNotAllowed,
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    UnsupportedMediaType,
+    handled,
+)
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
     from restengine.api.resource import Resource
-
-
-class UnsupportedMediaType(Problem):
-    status = 415
 
 
 def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -49,9 +56,7 @@ def _respond(data: bytes, etag: str, headers: dict[str, str], status: int = 200)
     all_headers = {"ETag": etag, **headers}
     if request.method in ("GET", "HEAD") and none_match(request, etag):
         response = Response(status=304)
-        response.headers.update(
-            {k: v for k, v in all_headers.items() if k in ("ETag", "Link", "Cache-Control", "X-Cache")}
-        )
+        response.headers.update(not_modified_headers(all_headers))
         return response
     return json_bytes_response(data, status, all_headers)
 
@@ -90,33 +95,31 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class Views:
     """The API's view functions, bound to one :class:`Api`."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, read_cache: ReadCache) -> None:
         self.api = api
+        self.read_cache = read_cache
 
-    def guarded(self, view: Callable[..., Any]) -> Callable[..., Response]:
-        """Run ``view`` under the API's database deadline, rendering any error as problem+json."""
+    def guarded(self, view: Callable[..., Response]) -> Callable[..., Response]:
+        """``view`` under the API's database deadline, its errors rendered as problem+json.
+
+        Inside :func:`restengine.create_app` no outer deadline exists; in a
+        host app that sets one, PyMongo keeps the earlier of the two.
+        """
 
         def run(**kwargs: Any) -> Response:
-            try:
-                if not self.api.deadline:
-                    response: Response = view(**kwargs)
-                    return response
-                with pymongo.timeout(self.api.db_timeout()):
-                    response = view(**kwargs)
-                    return response
-            except Exception as exc:  # one renderer for every error, see restengine.errors
-                return render(exc)
+            with pymongo.timeout(self.api.db_timeout):
+                return view(**kwargs)
 
         run.__name__ = view.__name__
-        return run
+        return handled(run)
 
     def _resource(self, name: str, allowed: tuple[str, ...]) -> Resource:
         resource = self.api.resources.get(name)
         if resource is None:
-            raise Problem(f"No resource named {name!r}.", status=404)
+            raise NotFound(f"No resource named {name!r}.")
         methods = sorted(m for m in resource.methods if m in allowed)
         if request.method not in methods and request.method != "OPTIONS":
-            raise Problem(f"{request.method} is not allowed here.", status=405, headers={"Allow": ", ".join(methods)})
+            raise MethodNotAllowed(request.method, methods)
         return resource
 
     # ------------------------------------------------------------ views
@@ -127,7 +130,7 @@ class Views:
             response.headers["Allow"] = "GET, HEAD, OPTIONS"
             return response
         if request.method not in ("GET", "HEAD"):
-            raise Problem(f"{request.method} is not allowed here.", status=405, headers={"Allow": "GET, HEAD"})
+            raise MethodNotAllowed(request.method, ("GET", "HEAD"))
         return _with_etag(
             {
                 "resources": [
@@ -151,7 +154,7 @@ class Views:
         try:
             pk = pk_value(resource.doc_cls, item_id)
         except (ValueError, TypeError):
-            raise Problem("No such item.", status=404) from None
+            raise NotFound() from None
         if request.method == "OPTIONS":
             return self._options(resource, allowed)
         if request.method in ("GET", "HEAD"):
@@ -161,15 +164,15 @@ class Views:
             def build() -> tuple[Any, dict[str, str]]:
                 item = reads.get_item(resource, pk, fields, expansions)
                 if item is None:
-                    raise Problem("No such item.", status=404)
+                    raise NotFound()
                 return item, {}
 
-            return self._cached_read(resource, expansions, build, item=pk)
+            return self._cached_read(resource, expansions, build, pk=pk)
         raw = writes.current(resource, pk)
         representation = reads.decode(resource, raw, resource.exposed)
         tags = if_match(request)
         if tags is not None and not match(tags, etag_of(orjson.dumps(representation))):
-            raise writes.PreconditionFailed("The item changed since the ETag in If-Match was issued.")
+            raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         if request.method == "DELETE":
             writes.delete(resource, raw, conditional=tags is not None)
             self.api.invalidate_deleted(resource, raw["_id"])
@@ -274,33 +277,25 @@ class Views:
         resource: Resource,
         expansions: list[reads.Expansion],
         build: Callable[[], tuple[Any, dict[str, str]]],
-        item: Any = None,
+        pk: Any = None,
     ) -> Response:
         """A GET answered from the shared cache, or built by ``build`` (and cached) on a miss.
 
-        ``item``: the primary key of the one document read; ``None`` for a list.
+        ``pk``: the primary key of the one document read; ``None`` for a list.
         """
-        cache = self.api.cache()
-        ttl = (
-            resource.options.cache_ttl if resource.options.cache_ttl is not None else cache.default_ttl if cache else 0
-        )
-        headers = {"Cache-Control": resource.options.cache_control}
 
         def render() -> Entry:
             body, extra = build()
             data = orjson.dumps(body)
             return Entry(data, etag_of(data), extra, 0.0)
 
-        if cache is None or not cache.enabled or ttl <= 0:
+        expanded = [e.target for e in expansions]
+        plan = self.read_cache.plan(resource, request.environ, pk=pk, expanded=expanded)
+        if plan is None:
             entry = render()
-            return _respond(entry.body, entry.etag, {**entry.headers, **headers})
-        generations = cache.list_generations(e.target.collection_name for e in expansions)
-        if item is None:
-            generations += cache.list_generations([resource.collection_name])
-        else:
-            generations += cache.item_generations(resource.collection_name, resource.stored_pk(item))
-        key = request_key(resource.name, request.environ)
-        outcome = cache.read(key, resource.collection_name, generations, ttl, render)
-        assert outcome is not None
+            return _respond(
+                entry.body, entry.etag, self.read_cache.headers(entry, resource.options.cache_control, None)
+            )
+        outcome = self.read_cache.read(plan, request.environ, render)
         entry = outcome.entry
-        return _respond(entry.body, entry.etag, {**entry.headers, **headers, "X-Cache": outcome.status})
+        return _respond(entry.body, entry.etag, self.read_cache.headers(entry, plan, outcome.status))

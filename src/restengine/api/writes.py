@@ -25,32 +25,7 @@ from pymongo.errors import BulkWriteError
 from restengine.api.codec import input_values, pk_value
 from restengine.api.model import conjunction, pk_name
 from restengine.api.resource import Resource
-from restengine.errors import InputError, Problem
-
-
-class PreconditionFailed(Problem):
-    status = 412
-    type = "urn:restengine:problem:precondition-failed"
-
-
-class Conflict(Problem):
-    status = 409
-    type = "urn:restengine:problem:conflict"
-
-
-class NotFound(Problem):
-    status = 404
-
-
-class Unprocessable(Problem):
-    """422 with per-field (or per-index) errors."""
-
-    status = 422
-    type = "urn:restengine:problem:validation"
-
-    def __init__(self, errors: Any, detail: str = "The request body is not valid for this resource.") -> None:
-        super().__init__(detail, errors=errors)
-
+from restengine.errors import Conflict, InputError, NotFound, PreconditionFailed
 
 # ---------------------------------------------------------------- building documents
 
@@ -259,7 +234,7 @@ def current(resource: Resource, pk: Any) -> dict[str, Any]:
     """The stored document, whole (a write compares against all of it); :class:`NotFound` if absent."""
     raw = resource.collection().find_one(conjunction(resource.base_filter(), {"_id": pk}))
     if raw is None:
-        raise NotFound("No such item.")
+        raise NotFound()
     return dict(raw)
 
 
@@ -313,7 +288,7 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     except SaveConditionError:
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.") from None
-        raise NotFound("No such item.") from None
+        raise NotFound() from None
     _hook(resource, "after_update", doc)
     return doc
 
@@ -326,13 +301,13 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     try:
         deleted = resource.doc_cls.objects(__raw__=query).delete()
     except OperationError as exc:
-        if "refers to it" in str(exc):
-            raise Conflict(f"Other documents refer to this one: {exc}") from None
-        raise
+        # QuerySet.delete raises OperationError only for a DENY rule (checked before
+        # anything is written); the other rules' updates never raise it.
+        raise Conflict(f"Other documents refer to this one: {exc}") from None
     if not deleted:
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
-        raise NotFound("No such item.")
+        raise NotFound()
     _hook(resource, "after_delete", doc)
 
 

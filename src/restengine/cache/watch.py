@@ -57,7 +57,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 from redis.exceptions import RedisError
 
 from restengine import db
-from restengine.cache import BUMP_ITEMS, ITEMS_MAX, PREFIX, CollectionKeys, item_token
+from restengine.cache.backends import BUMP_ITEMS
+from restengine.cache.keys import ITEMS_MAX, PREFIX, CollectionKeys, item_token
 from restengine.config import Settings
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,170 @@
+"""The cached-read policy of an :class:`~restengine.api.Api`, and the WSGI layer that answers fresh hits.
+
+One policy decides, for the WSGI layer and the views alike, whether a GET is
+cached, under which key, on which generations it depends, for how long, and
+which headers the cached response carries. The WSGI layer
+(:class:`CacheHits`) answers a fresh hit without entering Flask; on anything
+else it leaves its lookup in the WSGI environ, so the view that builds the
+response does not look the same entry up again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from restengine.api.codec import pk_value
+from restengine.api.conditional import etag_matches
+from restengine.cache import Entry, Lookup, Outcome, ResponseCache, request_key
+from restengine.constants import JSON, REQUEST_ID_HEADER
+from restengine.requestid import request_id
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from restengine.api.resource import Resource
+
+LOOKUP = "restengine.cache.lookup"  # WSGI environ key: (ReadPlan, Lookup) from CacheHits
+NOT_MODIFIED_HEADERS = frozenset({"ETag", "Link", "Cache-Control", "X-Cache"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadPlan:
+    """How one GET is cached: its entry key, what it depends on, how long it stays fresh."""
+
+    key: str
+    collection: str
+    generations: tuple[str, ...]
+    ttl: float
+    cache_control: str
+
+
+def not_modified_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers a ``304`` repeats from the ``200`` it stands for (no body metadata such as X-Total-Count)."""
+    return {name: value for name, value in headers.items() if name in NOT_MODIFIED_HEADERS}
+
+
+class ReadCache:
+    """The cached-read policy over one response cache (``None``: nothing is cached)."""
+
+    def __init__(self, cache: ResponseCache | None) -> None:
+        self.cache = cache
+
+    def ttl(self, resource: Resource) -> float:
+        """Seconds ``resource``'s GETs stay fresh; ``0`` when they are not cached at all."""
+        if self.cache is None or not self.cache.enabled:
+            return 0
+        own = resource.options.cache_ttl
+        return own if own is not None else self.cache.default_ttl
+
+    def plan(
+        self, resource: Resource, environ: Mapping[str, Any], *, pk: Any = None, expanded: Iterable[Resource] = ()
+    ) -> ReadPlan | None:
+        """The plan for a GET of ``resource`` (one item when ``pk`` is given, else a list); ``None``: not cached.
+
+        A list depends on every write to its collection; an item on writes to
+        that document and collection-wide ones; an expanded reference on every
+        write to the referenced collection.
+        """
+        ttl = self.ttl(resource)
+        if ttl <= 0 or self.cache is None:
+            return None
+        cache = self.cache
+        generations = cache.list_generations(target.collection_name for target in expanded)
+        if pk is None:
+            generations += cache.list_generations([resource.collection_name])
+        else:
+            generations += cache.item_generations(resource.collection_name, resource.stored_pk(pk))
+        return ReadPlan(
+            request_key(resource.name, environ),
+            resource.collection_name,
+            tuple(generations),
+            ttl,
+            resource.options.cache_control,
+        )
+
+    def lookup(self, plan: ReadPlan) -> Lookup | None:
+        """The stored entry for ``plan`` (fresh or not), in one round trip; ``None`` when the cache is away."""
+        return None if self.cache is None else self.cache.lookup(plan.key, plan.generations)
+
+    def read(self, plan: ReadPlan, environ: Mapping[str, Any], compute: Callable[[], Entry]) -> Outcome:
+        """The response for ``plan``: a hit, a stale entry, or ``compute()`` (stored for the next request).
+
+        Uses the lookup :class:`CacheHits` left in ``environ`` for this same plan, if any.
+        """
+        if self.cache is None:
+            return Outcome(compute(), "miss")
+        handed = environ.get(LOOKUP)
+        looked_up = handed[1] if handed is not None and handed[0] == plan else None
+        return self.cache.read(plan.key, plan.collection, plan.generations, plan.ttl, compute, looked_up)
+
+    @staticmethod
+    def headers(entry: Entry, plan_or_control: ReadPlan | str, status: str | None) -> dict[str, str]:
+        """Every header of a cached (or cacheable) GET response but ``Content-*``: ``ETag``, the
+        entry's own (``Link``, ``X-Total-Count``), ``Cache-Control`` and ``X-Cache`` (``status``, if any)."""
+        control = plan_or_control.cache_control if isinstance(plan_or_control, ReadPlan) else plan_or_control
+        headers = {"ETag": entry.etag, **entry.headers, "Cache-Control": control}
+        if status is not None:
+            headers["X-Cache"] = status
+        return headers
+
+
+class CacheHits:
+    """WSGI layer in front of Flask: a fresh cached ``GET``/``HEAD`` of the API is answered here.
+
+    It needs no routing, no request context and no view: one lookup, and the
+    same response the view would give (body, ETag, ``304`` on
+    ``If-None-Match``, ``Cache-Control``, ``X-Cache: hit``, ``X-Request-ID``).
+    Anything else — a miss, a stale entry, ``expand``, another method or path —
+    goes on to Flask, with the lookup left in the environ for the view.
+    """
+
+    def __init__(
+        self, wsgi_app: WSGIApplication, policy: ReadCache, resources: Mapping[str, Resource], url_prefix: str
+    ) -> None:
+        self.wsgi_app = wsgi_app
+        self.policy = policy
+        self.resources = resources
+        self.prefix = url_prefix + "/"
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        path = environ.get("PATH_INFO", "")
+        if (method == "GET" or method == "HEAD") and path.startswith(self.prefix):
+            response = self._hit(environ, path[len(self.prefix) :])
+            if response is not None:
+                status, headers, body = response
+                start_response(status, headers)
+                return [] if method == "HEAD" else [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _plan(self, environ: WSGIEnvironment, parts: Sequence[str]) -> ReadPlan | None:
+        if len(parts) > 2 or not all(parts) or parts[-1] == "_bulk":
+            return None
+        resource = self.resources.get(parts[0])
+        if resource is None or "expand" in environ.get("QUERY_STRING", ""):
+            return None  # the view answers 404, or works out what the expansions depend on
+        if len(parts) == 1:
+            return self.policy.plan(resource, environ)
+        try:
+            pk = pk_value(resource.doc_cls, parts[1])
+        except (ValueError, TypeError):
+            return None  # the view answers 404
+        return self.policy.plan(resource, environ, pk=pk)
+
+    def _hit(self, environ: WSGIEnvironment, rest: str) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        plan = self._plan(environ, rest.split("/"))
+        if plan is None:
+            return None
+        found = self.policy.lookup(plan)
+        if found is None or found.entry is None or not found.entry.fresh:
+            environ[LOOKUP] = (plan, found)
+            return None
+        entry = found.entry
+        headers = self.policy.headers(entry, plan, "hit")
+        request_header = (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID")))
+        if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), entry.etag):
+            return "304 NOT MODIFIED", [*not_modified_headers(headers).items(), request_header], b""
+        listed = [*headers.items(), request_header, ("Content-Type", JSON), ("Content-Length", str(len(entry.body)))]
+        return "200 OK", listed, entry.body
