@@ -45,7 +45,7 @@ def test_every_api_view_runs_under_the_request_deadline() -> None:
     from flask import Flask, Response
 
     from restengine.api import Api
-    from restengine.api.readcache import ReadCache
+    from restengine.api.caching import CachePolicy
     from restengine.api.views import Views
 
     seen: list[float | None] = []
@@ -56,5 +56,5 @@ def test_every_api_view_runs_under_the_request_deadline() -> None:
 
     api = Api(secret_key="s", db_timeout_ms=250)
     with Flask(__name__).test_request_context():
-        Views(api, ReadCache(None)).guarded(view)()
+        Views(api, CachePolicy(None)).guarded(view)()
     assert seen == [0.25]

@@ -1,8 +1,9 @@
-"""The cached-read policy of an :class:`~restengine.api.Api`, and the WSGI layer that answers fresh hits.
+"""The cache policy of an :class:`~restengine.api.Api`, and the WSGI layer that answers fresh hits.
 
 One policy decides, for the WSGI layer and the views alike, whether a GET is
 cached, under which key, on which generations it depends, for how long, and
-which headers the cached response carries. The WSGI layer
+which headers the cached response carries; and what an API write that
+MongoEngine's signals do not report (a delete, ``_bulk``) invalidates. The WSGI layer
 (:class:`CacheHits`) answers a fresh hit without entering Flask; on anything
 else it leaves its lookup in the WSGI environ, so the view that builds the
 response does not look the same entry up again.
@@ -45,8 +46,8 @@ def not_modified_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name in NOT_MODIFIED_HEADERS}
 
 
-class ReadCache:
-    """The cached-read policy over one response cache (``None``: nothing is cached)."""
+class CachePolicy:
+    """The API's cache policy over one response cache (``None``: nothing is cached)."""
 
     def __init__(self, cache: ResponseCache | None) -> None:
         self.cache = cache
@@ -109,6 +110,22 @@ class ReadCache:
             headers["X-Cache"] = status
         return headers
 
+    def invalidate(self, resource: Resource) -> None:
+        """Drop every cached read of ``resource``'s collection, for every worker and instance."""
+        if self.cache is not None:
+            self.cache.invalidate([resource.collection_name])
+
+    def invalidate_deleted(self, resource: Resource, pk: Any) -> None:
+        """After deleting one document (``pk`` as stored): its reads, its collection's lists, and the
+        collections its delete rules (cascade, nullify, pull) may have written to."""
+        if self.cache is None:
+            return
+        ruled = {cls._get_collection_name() for cls, _ in resource.doc_cls._meta.get("delete_rules") or {}}
+        ruled.discard(resource.collection_name)
+        if ruled:
+            self.cache.invalidate(ruled)
+        self.cache.invalidate_items(resource.collection_name, [pk])
+
 
 class CacheHits:
     """WSGI layer in front of Flask: a fresh cached ``GET``/``HEAD`` of the API is answered here.
@@ -121,7 +138,7 @@ class CacheHits:
     """
 
     def __init__(
-        self, wsgi_app: WSGIApplication, policy: ReadCache, resources: Mapping[str, Resource], url_prefix: str
+        self, wsgi_app: WSGIApplication, policy: CachePolicy, resources: Mapping[str, Resource], url_prefix: str
     ) -> None:
         self.wsgi_app = wsgi_app
         self.policy = policy

@@ -9,10 +9,10 @@ from typing import Any
 from flask import Blueprint, Flask
 
 from restengine import db
+from restengine.api.caching import CacheHits, CachePolicy
 from restengine.api.docs import Docs
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
-from restengine.api.readcache import CacheHits, ReadCache
 from restengine.api.resource import Resource
 from restengine.api.views import Views
 from restengine.cache import ResponseCache
@@ -56,7 +56,7 @@ class Api:
         self._secret_key = secret_key
         self.db_timeout = db_timeout_ms / 1000
         self.cache = cache
-        self.read_cache = ReadCache(cache)
+        self.cache_policy = CachePolicy(cache)
         self.openapi_path = openapi_path
         self.openapi = OpenApi(self, openapi_info)
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
@@ -66,7 +66,7 @@ class Api:
             self.init_app(app)
 
     def init_app(self, app: Flask | Blueprint) -> None:
-        views = Views(self, self.read_cache)
+        views = Views(self, self.cache_policy)
         rules: list[tuple[str, str, Callable[..., Any]]] = [
             ("/", "index", views.index),
             ("/<name>", "collection", views.collection),
@@ -89,7 +89,7 @@ class Api:
 
     def cache_hits(self, wsgi_app: Any) -> CacheHits:
         """The WSGI layer answering fresh cached GETs of this API before ``wsgi_app`` (Flask) runs."""
-        return CacheHits(wsgi_app, self.read_cache, self.resources, self.url_prefix)
+        return CacheHits(wsgi_app, self.cache_policy, self.resources, self.url_prefix)
 
     def endpoint(self, name: str) -> str:
         return f"{self._endpoint_prefix}restengine_api_{name}"
@@ -129,20 +129,3 @@ class Api:
         if not self._secret_key:
             raise ConfigError("RESTENGINE_SECRET_KEY: pass secret_key= to Api() outside restengine.create_app")
         return self._secret_key.encode()
-
-    def invalidate(self, resource: Resource) -> None:
-        """Drop every cached read of ``resource``'s collection, for every worker and instance."""
-        if self.cache is not None:
-            self.cache.invalidate([resource.collection_name])
-
-    def invalidate_deleted(self, resource: Resource, pk: Any) -> None:
-        """After deleting one document (``pk`` as stored): its reads, its collection's lists, and the
-        collections its delete rules (cascade, nullify, pull) may have written to."""
-        cache = self.cache
-        if cache is None:
-            return
-        ruled = {cls._get_collection_name() for cls, _ in resource.doc_cls._meta.get("delete_rules") or {}}
-        ruled.discard(resource.collection_name)
-        if ruled:
-            cache.invalidate(ruled)
-        cache.invalidate_items(resource.collection_name, [pk])

@@ -16,10 +16,10 @@ import pymongo
 from flask import Response, request, url_for
 
 from restengine.api import pagination, reads, writes
+from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
-from restengine.api.readcache import ReadCache, not_modified_headers
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
@@ -95,9 +95,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class Views:
     """The API's view functions, bound to one :class:`Api`."""
 
-    def __init__(self, api: Api, read_cache: ReadCache) -> None:
+    def __init__(self, api: Api, cache_policy: CachePolicy) -> None:
         self.api = api
-        self.read_cache = read_cache
+        self.cache_policy = cache_policy
 
     def guarded(self, view: Callable[..., Response]) -> Callable[..., Response]:
         """``view`` under the API's database deadline, its errors rendered as problem+json.
@@ -175,7 +175,7 @@ class Views:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         if request.method == "DELETE":
             writes.delete(resource, raw, conditional=tags is not None)
-            self.api.invalidate_deleted(resource, raw["_id"])
+            self.cache_policy.invalidate_deleted(resource, raw["_id"])
             return _no_content()
         if request.method == "PUT":
             target = _json_body(JSON)
@@ -201,7 +201,7 @@ class Views:
         try:
             results = writes.run_bulk(resource, plan, ordered)
         finally:
-            self.api.invalidate(resource)  # bulk_write sends no MongoEngine signals
+            self.cache_policy.invalidate(resource)  # bulk_write sends no MongoEngine signals
         failed = any(r["status"] not in (200, 201, 204) for r in results)
         return json_bytes_response(orjson.dumps({"results": results}), 409 if failed else 200)
 
@@ -290,12 +290,12 @@ class Views:
             return Entry(data, etag_of(data), extra, 0.0)
 
         expanded = [e.target for e in expansions]
-        plan = self.read_cache.plan(resource, request.environ, pk=pk, expanded=expanded)
+        plan = self.cache_policy.plan(resource, request.environ, pk=pk, expanded=expanded)
         if plan is None:
             entry = render()
             return _respond(
-                entry.body, entry.etag, self.read_cache.headers(entry, resource.options.cache_control, None)
+                entry.body, entry.etag, self.cache_policy.headers(entry, resource.options.cache_control, None)
             )
-        outcome = self.read_cache.read(plan, request.environ, render)
+        outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry
-        return _respond(entry.body, entry.etag, self.read_cache.headers(entry, plan, outcome.status))
+        return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan, outcome.status))
