@@ -121,3 +121,17 @@ def test_proxy_fix_trusts_exactly_the_configured_hops() -> None:
     assert client.get("/", headers=headers).get_json()["links"]["health"] == "https://api.example/healthz"
     assert client.get("/whoami", headers=headers).get_json()["addr"] == "10.0.0.7", "only the last hop is trusted"
     db.close_all()
+
+
+def test_the_pipeline_is_proxy_fix_then_cache_hits_then_flask() -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from restengine.api.caching import CacheHits
+
+    app = create_app({"MONGODB_URI": CLOSED, "RESTENGINE_PROXY_COUNT": 1})
+    outer = app.wsgi_app
+    assert isinstance(outer, ProxyFix) and outer.x_for == 1
+    assert isinstance(outer.app, CacheHits), "fresh cache hits are answered after the client is known"
+    assert outer.app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
+    assert isinstance(create_app({"MONGODB_URI": CLOSED}).wsgi_app, CacheHits), "no proxy: no ProxyFix"
+    db.close_all()
