@@ -96,7 +96,8 @@ def resolve(doc_cls: type[Any], path: str) -> FieldPath:
             raise UnknownField(path)
         field = current._fields[name]
         db_parts.append(field.db_field)
-    assert field is not None
+    if field is None:  # not reached: ``parts`` is never empty here (a real check, kept under ``python -O``)
+        raise UnknownField(path)
     return FieldPath(parts, ".".join(db_parts), field, in_list)
 
 

@@ -6,15 +6,14 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+# Operators per kind of field; "eq" is the bare ``?field=value``. Defined in ``operators``.
+from restengine.api.operators import ALL_OPERATORS, COMPARISON, LIST, STRING
+
+__all__ = ["ALL_OPERATORS", "COMPARISON", "LIST", "METHODS", "STRING", "Hook", "ResourceOptions"]
+
 Hook = Callable[[Any], None]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-# Operators per kind of field; "eq" is the bare ``?field=value``.
-COMPARISON = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "exists"})
-STRING = COMPARISON | {"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith", "iexact"}
-LIST = frozenset({"eq", "ne", "in", "nin", "exists", "size", "all"})
-ALL_OPERATORS = STRING | LIST
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,8 +28,9 @@ from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.errors import BSONError
 from mongoengine import fields as mf
-from mongoengine.base import BaseField, ComplexBaseField
+from mongoengine.base import BaseField
 
+from restengine.api.fields import field_type
 from restengine.api.model import FieldPath, UnknownField, pk_name, resolve
 from restengine.errors import InvalidParameter
 
@@ -38,17 +39,6 @@ SortKey = tuple[str, int]
 
 MAX_SORT_KEYS = 5
 DEFAULT_SORT: list[SortKey] = [("_id", 1)]
-
-# Values a sort may not use unless the resource lists them in ``sortable``: their
-# stored values are documents, or of no fixed type.
-_NOT_SCALAR = (
-    mf.EmbeddedDocumentField,
-    mf.GenericEmbeddedDocumentField,
-    mf.GenericReferenceField,
-    mf.DynamicField,
-    mf.GeoJsonBaseField,
-    ComplexBaseField,  # lists, dicts, maps
-)
 
 
 def _names(doc_cls: type[Any], fp: FieldPath) -> set[str]:
@@ -110,7 +100,8 @@ def parse_sort(
 
 
 def _is_scalar(field: BaseField) -> bool:
-    return not isinstance(field, _NOT_SCALAR)
+    """Whether sorting may use ``field`` unless ``sortable`` lists it: not documents, dicts, lists or mixed types."""
+    return field_type(field).is_sortable(field)
 
 
 _LIMIT = re.compile(r"-?[0-9]{1,12}")

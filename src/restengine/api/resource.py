@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from mongoengine import fields as mf
-
-from restengine.api.model import UnknownField, public_fields, resolve
+from restengine.api.fields import field_type
+from restengine.api.model import UnknownField, item_field, public_fields, resolve
+from restengine.api.operators import ALL_OPERATORS
 from restengine.api.options import ResourceOptions
 
 
@@ -72,8 +72,6 @@ class Resource:
             raise ValueError(f"{self.doc_cls.__name__}: unknown field path in options: {path!r}") from None
 
     def _filterable(self) -> dict[str, frozenset[str]] | None:
-        from restengine.api.options import ALL_OPERATORS
-
         spec = self.options.filterable
         if spec is None:
             return None
@@ -112,9 +110,7 @@ class Resource:
     def reference_target(self, path: str) -> tuple[Any, Any]:
         """(field path, referenced Document class) for an expandable reference path."""
         field_path = resolve(self.doc_cls, path)
-        field = field_path.field
-        while isinstance(field, mf.ListField) and field.field is not None:
-            field = field.field
-        if not isinstance(field, (mf.ReferenceField, mf.LazyReferenceField, mf.CachedReferenceField)):
+        field = item_field(field_path.field)
+        if not field_type(field).is_reference:
             raise UnknownField(path)
         return field_path, field.document_type

@@ -1,0 +1,376 @@
+"""Field types holding other values: lists, maps, dicts, embedded documents and references.
+
+Embedded documents are decoded and built field by field through the table, so
+the per-class plans (:func:`plan`) and the object-level conversions
+(:func:`decode_embedded`, :func:`input_values`) live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import mongoengine
+from bson import DBRef
+from mongoengine import fields as mf
+from mongoengine.base import BaseField, get_document
+
+from restengine.api.fields.base import (
+    UNFILTERABLE,
+    Classes,
+    Components,
+    Converter,
+    FieldType,
+    Schema,
+    choices,
+    decoder,
+    expect,
+    field_type,
+    jsonable,
+    nullable,
+    parse_json,
+    parse_query,
+    query_schema,
+    ref,
+    ref_id,
+)
+from restengine.api.model import item_field, pk_field, pk_name
+from restengine.api.operators import LIST, LIST_PRESENCE, TEXT_OPERATORS
+from restengine.errors import InputError
+
+# ---------------------------------------------------------------- lists, maps, dicts
+
+
+class ListType(FieldType):
+    """A list; filters match its elements (nested lists unwrapped), with the element type's value."""
+
+    classes = (mf.ListField,)
+    sortable = False
+    choices_in_schema = True  # MongoEngine checks a list's choices on every element
+
+    def empty(self) -> Any:
+        return []
+
+    def decoder(self, field: BaseField) -> Converter:
+        inner = decoder(field.field) if field.field is not None else jsonable
+        return lambda v: [None if x is None else inner(x) for x in v] if isinstance(v, list) else jsonable(v)
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        expect(list, value, "a list")
+        if any(v is None for v in value):
+            raise ValueError("list items must not be null")
+        inner = field.field
+        return [parse_json(inner, v) if inner is not None else v for v in value]
+
+    def operators(self, field: BaseField) -> frozenset[str]:
+        kind = field_type(item_field(field)).query_kind
+        listed = LIST if kind else LIST_PRESENCE
+        return listed | TEXT_OPERATORS if kind == "string" else listed
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        items = components.read(field.field) if field.field is not None else {}
+        found = choices(field)
+        if found is not None:
+            items = {**items, "enum": found}
+        return _sized({"type": "array", "items": nullable(items)}, field)
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        # parse_json refuses null items
+        items = components.write(field.field) if field.field is not None else {"not": {"type": "null"}}
+        schema = _sized({"type": "array", "items": items}, field)
+        if field.required:
+            schema["minItems"] = max(1, schema.get("minItems", 0))
+        found = choices(field)
+        if found is not None:
+            schema["items"] = {**schema["items"], "enum": found}
+        return schema
+
+
+def _sized(schema: Schema, field: BaseField) -> Schema:
+    max_length = getattr(field, "max_length", None)
+    if max_length is not None:
+        schema["maxItems"] = max_length
+    return schema
+
+
+class DictType(FieldType):
+    """Any JSON object, stored as sent."""
+
+    classes = (mf.DictField,)
+    plain = True
+    sortable = False
+
+    def empty(self) -> Any:
+        return {}
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        return {"type": "object"}
+
+
+class MapType(DictType):
+    """An object whose values all have one field's type."""
+
+    classes = (mf.MapField,)
+
+    def decoder(self, field: BaseField) -> Converter:
+        inner = decoder(field.field)
+        return lambda v: {k: inner(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        expect(dict, value, "an object")
+        return {k: parse_json(field.field, v) for k, v in value.items()}
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        return {"type": "object", "additionalProperties": nullable(components.read(field.field))}
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        return {"type": "object", "additionalProperties": components.write(field.field)}
+
+
+# ---------------------------------------------------------------- embedded documents
+
+
+class EmbeddedType(FieldType):
+    """An EmbeddedDocument of the declared class (a subclass by ``_cls`` when reading)."""
+
+    classes = (mf.EmbeddedDocumentField,)
+    sortable = False
+
+    def decoder(self, field: BaseField) -> Converter:
+        embedded = field.document_type
+        return lambda v: decode_embedded(embedded, v)
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        return build_embedded(field.document_type, expect(dict, value, "an object"))
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        return ref(components.embedded(field.document_type, "read"))
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        return ref(components.embedded(field.document_type, "patch" if mode == "patch" else "write"))
+
+
+class GenericEmbeddedType(FieldType):
+    """An EmbeddedDocument of any (or any listed) class, named by its ``_cls``."""
+
+    classes = (mf.GenericEmbeddedDocumentField,)
+    sortable = False
+
+    def decoder(self, field: BaseField) -> Converter:
+        return lambda v: decode_embedded(get_document(v["_cls"]), v) if isinstance(v, dict) and "_cls" in v else v
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        expect(dict, value, "an object with _cls")
+        return build_embedded(_named_class(value), value)
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        return self._variants(field, components, "read")
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        return self._variants(field, components, "write")
+
+    def _variants(self, field: BaseField, components: Components, mode: str) -> Schema:
+        classes = [get_document(c) if isinstance(c, str) else c for c in (field.choices or ())]
+        if not classes:
+            return {"type": "object", "properties": {"_cls": {"type": "string"}}, "required": ["_cls"]}
+        return {"oneOf": [ref(components.embedded(cls, mode, generic=True)) for cls in classes]}
+
+
+def _named_class(value: Mapping[str, Any]) -> Any:
+    """The document class a JSON object's ``_cls`` names; ``ValueError`` for an unknown one."""
+    try:
+        return get_document(str(value.get("_cls")))
+    except mongoengine.errors.NotRegistered:
+        raise ValueError(f"unknown document class {value.get('_cls')!r}") from None
+
+
+# ---------------------------------------------------------------- references
+
+
+class ReferenceType(FieldType):
+    """The referenced document's id: a string when read; ``?expand=`` makes it the referenced item."""
+
+    classes: ClassVar[Classes] = (mf.ReferenceField, mf.LazyReferenceField)
+    query_kind: ClassVar[str | None] = "reference"  # the referenced primary key's kind
+    is_reference = True
+
+    def decoder(self, field: BaseField) -> Converter:
+        return ref_id
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        """A DBRef, not checked here (``writes`` checks that the documents exist)."""
+        target = field.document_type
+        return DBRef(target._get_collection_name(), pk_value(target, str(expect((str, int), value, "an id"))))
+
+    def parse_query(self, field: BaseField, text: str) -> Any:
+        target = field.document_type
+        if target._meta.get("abstract"):  # stored as DBRef(..., cls=...) whose collection varies
+            raise ValueError(UNFILTERABLE)
+        value = parse_query(pk_field(target), text)
+        return DBRef(target._get_collection_name(), value) if field.dbref else value
+
+    def value_kind(self, field: BaseField) -> str | None:
+        return None if field.document_type._meta.get("abstract") else self.query_kind
+
+    def query_schema(self, field: BaseField, in_list: bool) -> Schema | None:
+        return query_schema(pk_field(field.document_type), in_list)
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        target = field.document_type
+        schema = self._target_id(field, components, read=True)
+        if target._meta.get("abstract"):
+            return schema
+        return {"anyOf": [schema, ref(components.item_component(target))]}
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        return self._target_id(field, components, read=False)
+
+    def _target_id(self, field: BaseField, components: Components, *, read: bool) -> Schema:
+        """The referenced primary key's id schema (as read or as sent), labelled with the target."""
+        target = field.document_type
+        key = pk_field(target)
+        schema = field_type(key).id_schema(key) if read else field_type(key).id_input(key)
+        label = components.reference_label(target)
+        schema["x-reference"] = label
+        what = "the referenced" if read else "an existing"
+        schema["description"] = f"The id of {what} {target.__name__} (`{label}`)."
+        return schema
+
+
+class CachedReferenceType(ReferenceType):
+    """Stored as a copy of some of the referenced document's fields: no filter value."""
+
+    classes = (mf.CachedReferenceField,)
+    query_kind = None
+    parse_query = FieldType.parse_query
+    value_kind = FieldType.value_kind
+
+
+class GenericReferenceType(FieldType):
+    """A reference to a document of any class: ``{"_cls": ..., "id": ...}``."""
+
+    classes = (mf.GenericReferenceField,)
+    sortable = False
+
+    def decoder(self, field: BaseField) -> Converter:
+        return _generic_ref
+
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        expect(dict, value, 'an object {"_cls": ..., "id": ...}')
+        target = _named_class(value)
+        found = DBRef(target._get_collection_name(), pk_value(target, str(value.get("id"))))
+        return {"_cls": target._class_name, "_ref": found}  # MongoEngine's stored form
+
+    def read_schema(self, field: BaseField, components: Components) -> Schema:
+        return _generic_reference(field, read=True)
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        return _generic_reference(field, read=False)
+
+
+def _generic_ref(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return jsonable(value)
+    stored = value.get("_ref")
+    return {"_cls": value.get("_cls"), "id": None if stored is None else str(getattr(stored, "id", stored))}
+
+
+def _document_classes() -> list[str]:
+    """Every concrete Document class MongoEngine can resolve by name (what a generic reference may name)."""
+    from mongoengine.base.common import _document_registry
+
+    return sorted(
+        name
+        for name, cls in _document_registry.items()
+        if issubclass(cls, mongoengine.Document) and not cls._meta.get("abstract")
+    )
+
+
+def _generic_reference(field: BaseField, *, read: bool) -> Schema:
+    classes = [c if isinstance(c, str) else c._class_name for c in (field.choices or ())]
+    if not classes and not read:
+        classes = _document_classes()
+    cls_schema: Schema = {"enum": classes} if classes else {"type": "string"}
+    id_schema: Schema = {"type": "string"} if read else {"type": ["string", "integer"]}
+    return {
+        "type": "object",
+        "description": "A reference to a document of any class: its class name and id.",
+        "properties": {
+            "_cls": nullable(cls_schema) if read else cls_schema,
+            "id": nullable(id_schema) if read else id_schema,
+        },
+        "required": ["_cls", "id"],
+        "additionalProperties": not read,
+    }
+
+
+# ---------------------------------------------------------------- documents, field by field
+
+
+def pk_value(doc_cls: type[Any], text: str) -> Any:
+    """A primary key from its string form; raises ``ValueError`` when it cannot be one."""
+    key = pk_field(doc_cls)
+    return field_type(key).parse_id(key, text)
+
+
+Plan = tuple[tuple[str, str, Converter, Any], ...]
+_plans: dict[type[Any], Plan] = {}
+
+
+def plan(doc_cls: type[Any]) -> Plan:
+    """(attribute, db_field, converter, missing value) for every field but the pk and _cls; built once a class."""
+    found = _plans.get(doc_cls)
+    if found is None:
+        pk = pk_name(doc_cls) if issubclass(doc_cls, mongoengine.Document) else None
+        found = _plans[doc_cls] = tuple(
+            (name, field.db_field, decoder(field), field_type(field).missing(field))
+            for name, field in ((n, doc_cls._fields[n]) for n in doc_cls._fields_ordered)
+            if name not in (pk, "_cls")
+        )
+    return found
+
+
+def decode_embedded(doc_cls: type[Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return jsonable(raw)
+    if "_cls" in raw and raw["_cls"] != doc_cls._class_name:
+        doc_cls = get_document(raw["_cls"])
+    out: dict[str, Any] = {"_cls": raw["_cls"]} if "_cls" in raw else {}
+    for name, db_field, convert, missing in plan(doc_cls):
+        value = raw.get(db_field)
+        out[name] = missing if value is None and db_field not in raw else None if value is None else convert(value)
+    return out
+
+
+def build_embedded(doc_cls: type[Any], body: Mapping[str, Any]) -> Any:
+    """An EmbeddedDocument from a JSON object; unknown keys are errors."""
+    values, errors = input_values(doc_cls, body, writable=None)
+    if errors:
+        raise InputError(errors)
+    return doc_cls(**values)
+
+
+def input_values(
+    doc_cls: type[Any], body: Mapping[str, Any], writable: frozenset[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Convert a JSON object's members to field values: (values, errors by field name).
+
+    ``writable`` limits which attribute names a client may set (``None``: all but the pk).
+    ``_cls`` is accepted and ignored (the class is chosen by the URL).
+    """
+    values: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    fields = doc_cls._fields
+    for name, value in body.items():
+        if name == "_cls":
+            continue
+        if name not in fields or name.startswith("_") or (writable is not None and name not in writable):
+            errors[name] = "unknown or read-only field"
+            continue
+        try:
+            values[name] = parse_json(fields[name], value)
+        except InputError as exc:
+            errors[name] = exc.errors
+        except (ValueError, TypeError) as exc:
+            errors[name] = str(exc) or "invalid value"
+    return values, errors
