@@ -15,14 +15,14 @@ WORKDIR /app
 COPY pyproject.toml setup.cfg README.md ./
 COPY src ./src
 # gevent: RESTENGINE_WORKER_CLASS=gevent works without rebuilding.
-# The sources go once installed: the app runs from site-packages, not from /app.
+# The sources go once installed: the app runs from site-packages, not from /app. What it
+# reads at run time ships in the package: the gunicorn configuration is the module
+# restengine.ops.gunicorn_conf, the nginx template restengine/ops/nginx.conf.template.
 RUN pip install --no-cache-dir ".[gevent]" \
     && rm -rf src build
-
-COPY gunicorn.conf.py ./
 
 USER 10001:10001
 EXPOSE 8000
 
-# gunicorn.conf.py names the app (restengine.wsgi:app) and logs to stdout.
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]
+# The packaged gunicorn configuration names the app (restengine.wsgi:app) and logs to stdout.
+CMD ["gunicorn", "--config", "python:restengine.ops.gunicorn_conf", "--bind", "0.0.0.0:8000"]

@@ -15,7 +15,6 @@ and writes the raw figures to bench/results/cache_ratio-<timestamp>.json. Needs 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http.client
 import json
 import os
@@ -23,37 +22,29 @@ import random
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds, parse_wrk, versions
-from restengine.config import DEMO_MODULE, load_settings
+from bench.measure import cpu_seconds, versions, wrk
+from bench.paths import RESULTS, ROOT, SCRIPTS
+from bench.procs import Services, gunicorn_app, sigterm_as_interrupt, start_all, start_services
 from restengine.ops.dbserver import HOST, DatabaseServer
 from restengine.ops.processes import Managed, free_port
-from restengine.ops.stack import gunicorn_process, http_ok, local_secret, prepare_database, redis_process
 
-ROOT = Path(__file__).resolve().parents[1]
-LUA = ROOT / "bench" / "wrk" / "random_ids.lua"
-RESULTS = ROOT / "bench" / "results"
+LUA = SCRIPTS / "random_ids.lua"
 GOAL = 0.80
 BOOKS, IDS = 2000, 200
 
 
-def wrk(port: int, path: str, duration: int, connections: int, ids_file: Path | None = None) -> dict[str, Any]:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    env = dict(os.environ)
-    if ids_file is not None:
-        argv += ["-s", str(LUA)]
-        env["RANDOM_IDS_FILE"] = str(ids_file)
-    done = subprocess.run([*argv, f"http://{HOST}:{port}{path}"], env=env, capture_output=True, text=True,
-                          timeout=duration + 30, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout)
+def run_wrk(port: int, path: str, seconds: int, connections: int, ids_file: Path | None = None) -> dict[str, Any]:
+    """``wrk -t2`` against ``path``, or with ``ids_file``: GETs of random book ids from that file."""
+    if ids_file is None:
+        return wrk(port, path, connections=connections, seconds=seconds)
+    return wrk(port, path, connections=connections, seconds=seconds, script=LUA,
+               env={"RANDOM_IDS_FILE": str(ids_file)})  # fmt: skip
 
 
 def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, str | None]:
@@ -97,7 +88,7 @@ def measure(pair: int, target: str, proc: Managed, port: int, path: str, args: a
     """One wrk run, with the CPU seconds the app (master + workers) and redis-server spent on it."""
     assert proc.pid is not None
     before = cpu_seconds(proc.pid), cpu_seconds(redis_pid)
-    result = wrk(port, path, args.duration, args.connections, ids_file)
+    result = run_wrk(port, path, args.duration, args.connections, ids_file)
     app_cpu, redis_cpu = cpu_seconds(proc.pid) - before[0], cpu_seconds(redis_pid) - before[1]
     per_1k = 1e6 / result["requests"] if result["requests"] else 0.0
     run = {"pair": pair, "target": target, **result, "app_cpu_s": round(app_cpu, 3), "cpu_ms_per_1k": app_cpu * per_1k,
@@ -118,62 +109,50 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start everything in ``tmp`` (logs in tmp/log), warm, measure the pairs; stop everything, also on errors."""
     log_dir = tmp / "log"
-    procs: list[Managed] = []
     database = DatabaseServer(tmp / "data", free_port())
+    shared: Services | None = None
+    apps: list[Managed] = []
     try:
         database.start()
-        redis_port = free_port()
-        redis = redis_process(shutil.which("redis-server") or "redis-server", redis_port, tmp, log_dir)
-        procs.append(redis)
-        redis.start()
-        redis.wait_ready()
-        assert redis.pid is not None
-        settings = local_secret(load_settings({
-            "MONGODB_URI": database.uri, "RESTENGINE_SEED_BOOKS": BOOKS,
-            "RESTENGINE_DATA_DIR": str(tmp), "RESTENGINE_DOCUMENTS": DEMO_MODULE,
-        }))  # fmt: skip
-        prepare_database(settings, settings.documents, progress=False)
+        shared = start_services(database.uri, BOOKS, tmp, log_dir)
         ids = _book_ids(database.uri)
         ids_file = tmp / "ids.txt"
         ids_file.write_text("\n".join(ids) + "\n")
 
         # RESTENGINE_CACHE_TTL: fresh for the whole bench, so every measured GET is a hit.
-        env = {**os.environ, "MONGODB_URI": database.uri, "REDIS_URL": f"redis://{HOST}:{redis_port}/0",
-               "RESTENGINE_SECRET_KEY": settings.secret_key or "", "RESTENGINE_DOCUMENTS": DEMO_MODULE,
-               "RESTENGINE_WORKERS": str(args.workers), "RESTENGINE_THREADS": str(args.threads),
-               "RESTENGINE_CACHE_TTL": "3600"}  # fmt: skip
+        env = shared.env(workers=args.workers, threads=args.threads, RESTENGINE_CACHE_TTL="3600")
         port_a, port_b = free_port(), free_port()
-        app = dataclasses.replace(gunicorn_process("restengine", port_a, env, log_dir), cwd=ROOT)
-        empty = gunicorn_process("empty", port_b, env, log_dir)
-        empty = dataclasses.replace(empty, argv=[*empty.argv, "bench.peers.empty_app:app"], cwd=ROOT,
-                                    ready=lambda: http_ok(port_b, "/empty"))  # fmt: skip
-        for proc in (app, empty):
-            procs.append(proc)
-            proc.start()
-        for proc in (app, empty):
-            proc.wait_ready()
+        app = gunicorn_app("restengine", port_a, env, log_dir, "restengine.wsgi:app", "/healthz")
+        empty = gunicorn_app("empty", port_b, env, log_dir, "bench.peers.empty_app:app", "/empty")
+        apps = [app, empty]
+        start_all(apps)
 
         print(f"warming: {len(ids)} book ids, then 2 s of wrk on each app", flush=True)
         cache_hits(port_a, ids)
-        wrk(port_a, "/", 2, args.connections, ids_file)
-        wrk(port_b, "/empty", 2, args.connections)
+        run_wrk(port_a, "/", 2, args.connections, ids_file)
+        run_wrk(port_b, "/empty", 2, args.connections)
         hits = cache_hits(port_a, ids)
         if hits != len(ids):
             raise RuntimeError(f"after warming only {hits}/{len(ids)} book GETs were X-Cache: hit")
         print(f"cache warm: {hits}/{len(ids)} book GETs are X-Cache: hit\n\n{HEADER}", flush=True)
 
+        redis_pid = shared.redis.pid
+        assert redis_pid is not None
         runs = []
         for pair in range(1, args.pairs + 1):
-            runs.append(measure(pair, "cached", app, port_a, "/", args, redis.pid, ids_file))
-            runs.append(measure(pair, "empty", empty, port_b, "/empty", args, redis.pid))
+            runs.append(measure(pair, "cached", app, port_a, "/", args, redis_pid, ids_file))
+            runs.append(measure(pair, "empty", empty, port_b, "/empty", args, redis_pid))
         hits_after = cache_hits(port_a, ids)
         return {"runs": runs, "summary": summarize(runs), "hits_after": f"{hits_after}/{len(ids)}"}
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
-        for proc in reversed(procs):
+        for proc in reversed(apps):
             proc.stop()
+        if shared is not None:
+            shared.stop()
         database.stop()
 
 
@@ -186,10 +165,6 @@ def _book_ids(uri: str) -> list[str]:
     finally:
         client.close()
     return random.Random(1).sample(ids, min(IDS, len(ids)))
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("error: wrk not found: install it (apt-get install wrk, or ./dev setup)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)  # stop everything on SIGTERM as on Ctrl-C
+    sigterm_as_interrupt()  # stop everything on SIGTERM as on Ctrl-C
     tmp = Path(tempfile.mkdtemp(prefix="restengine-bench-"))
     started = time.strftime("%Y%m%dT%H%M%S")
     try:

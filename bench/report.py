@@ -1,11 +1,19 @@
-"""Tables, plots and the project's performance ratios from ``bench.run``'s results."""
+"""Tables, plots and the project's performance ratios from ``bench.run``'s results, and where they go.
+
+.venv/bin/python -m bench.report bench/results/run-<timestamp>.json   # redo a run's report and plots
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.paths import RESULTS, ROOT
+
+REPORT, IMG = ROOT / "docs" / "benchmarks-peers.md", ROOT / "docs" / "img"  # published by a full run only
 WORKLOADS = {
     "item": "GET an item by random id",
     "list": "GET a list (indexed tag filter, 20 items)",
@@ -183,14 +191,25 @@ def write_report(results: list[dict[str, Any]], meta: dict[str, Any], report: Pa
     return "\n".join(["Ratios:", *ratio_lines(good)])
 
 
-if __name__ == "__main__":  # python -m bench.report bench/results/run-<timestamp>.json: redo report and plots
-    import json
-    import sys
+def report_paths(quick: bool, partial: bool) -> tuple[Path, Path]:
+    """Where the report and its plots go: only a full run of every configuration replaces the
+    published ones (docs/); a quick or ``--only`` run writes beside its raw results."""
+    if quick:
+        return RESULTS / "quick.md", RESULTS / "img"  # a quick report has no plots
+    if partial:
+        return RESULTS / "partial.md", RESULTS / "img"  # the report links img/ beside itself
+    return REPORT, IMG
 
-    root = Path(__file__).resolve().parents[1]
-    saved = json.loads(Path(sys.argv[1]).read_text())
-    from bench.run import report_paths
 
-    quick = "--quick" in saved["meta"]["command"]
-    target, img = report_paths(quick, partial="--only" in saved["meta"]["command"])
+def main(argv: list[str]) -> int:
+    """Redo the report and plots of the run saved at ``argv[0]``, where that run wrote them."""
+    saved = json.loads(Path(argv[0]).read_text())
+    command = saved["meta"]["command"]
+    quick = "--quick" in command
+    target, img = report_paths(quick, partial="--only" in command)
     print(write_report(saved["results"], saved["meta"], target, img, quick=quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

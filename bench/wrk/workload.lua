@@ -1,4 +1,4 @@
--- wrk script for the peer benchmark (bench/run.py sets everything through the environment):
+-- wrk script for the peer benchmark (bench/workload.py sets everything through the environment):
 --   WL_KIND     item | list | create | mix   (mix: 90 % item GETs, 10 % creates)
 --   WL_ITEM     item path template, "{id}" is replaced by a random book id
 --   WL_LIST     list path template, "{tag}" is replaced by a random tag

@@ -1,5 +1,9 @@
 """Typed settings from the environment, a Flask config, or an override mapping.
 
+:class:`Settings` holds what a worker needs; the ``restengine`` command's
+stack adds its own settings in :class:`restengine.ops.settings.StackSettings`,
+declared and parsed with the same helpers (:func:`setting`, ``parse_*``).
+
 Precedence, lowest first: built-in defaults, a legacy flask-mongoengine style
 config (``MONGODB_SETTINGS``, ``MONGODB_HOST``, ...), the environment
 (``RESTENGINE_*`` plus the conventional ``MONGODB_URI`` and ``REDIS_URL``),
@@ -14,8 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
 PREFIX = "RESTENGINE_"
@@ -27,7 +30,7 @@ class ConfigError(ValueError):
     """A setting is missing or invalid; ``str()`` is a one-line reason naming it."""
 
 
-def _int(name: str, raw: Any, minimum: int = 0) -> int:
+def parse_int(name: str, raw: Any, minimum: int = 0) -> int:
     try:
         value = int(raw)
     except (TypeError, ValueError):
@@ -37,38 +40,31 @@ def _int(name: str, raw: Any, minimum: int = 0) -> int:
     return value
 
 
-def _port(name: str, raw: Any) -> int:
-    value = _int(name, raw, 1)
+def parse_port(name: str, raw: Any) -> int:
+    value = parse_int(name, raw, 1)
     if value > 65535:
         raise ConfigError(f"{name}: not a TCP port: {value}")
     return value
 
 
-def _str(name: str, raw: Any) -> str:
+def parse_str(name: str, raw: Any) -> str:
     if not isinstance(raw, str):
         raise ConfigError(f"{name}: expected a string, got {raw!r}")
     return raw.strip()
 
 
-def _optional_str(name: str, raw: Any) -> str | None:
-    return _str(name, raw) or None if raw is not None else None
+def parse_optional_str(name: str, raw: Any) -> str | None:
+    return parse_str(name, raw) or None if raw is not None else None
 
 
-def _list(name: str, raw: Any) -> tuple[str, ...]:
-    items = [str(item).strip() for item in raw] if isinstance(raw, (list, tuple)) else _str(name, raw).split(",")
+def parse_list(name: str, raw: Any) -> tuple[str, ...]:
+    items = [str(item).strip() for item in raw] if isinstance(raw, (list, tuple)) else parse_str(name, raw).split(",")
     return tuple(item for item in (i.strip() for i in items) if item)
 
 
-def _ports(name: str, raw: Any) -> tuple[int, ...]:
-    ports = tuple(_port(name, item) for item in _list(name, raw))
-    if not ports:
-        raise ConfigError(f"{name}: needs at least one port")
-    return ports
-
-
-def _choice(*choices: str) -> Callable[[str, Any], str]:
+def parse_choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(name: str, raw: Any) -> str:
-        value = _str(name, raw).lower()
+        value = parse_str(name, raw).lower()
         if value not in choices:
             raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
         return value
@@ -76,8 +72,8 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return parse
 
 
-def _mongodb_uri(name: str, raw: Any) -> str | None:
-    uri = _optional_str(name, raw)
+def parse_mongodb_uri(name: str, raw: Any) -> str | None:
+    uri = parse_optional_str(name, raw)
     if uri is None:
         return None
     if uri.startswith("mongodb+srv://"):
@@ -93,152 +89,145 @@ def _mongodb_uri(name: str, raw: Any) -> str | None:
     return uri
 
 
-def _redis_url(name: str, raw: Any) -> str | None:
-    url = _optional_str(name, raw)
+def parse_redis_url(name: str, raw: Any) -> str | None:
+    url = parse_optional_str(name, raw)
     if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"{name}: must be a redis://, rediss:// or unix:// URL, got {url!r}")
     return url
 
 
 @dataclasses.dataclass(frozen=True)
-class _Spec:
+class Spec:
     key: str  # the environment / Flask config key
     parse: Callable[[str, Any], Any]
     default: Any
     doc: str
 
 
-def _spec(key: str, parse: Callable[[str, Any], Any], default: Any, doc: str) -> Any:
-    return dataclasses.field(default=default, metadata={"spec": _Spec(key, parse, default, doc)})
+def setting(key: str, parse: Callable[[str, Any], Any], default: Any, doc: str) -> Any:
+    return dataclasses.field(default=default, metadata={"spec": Spec(key, parse, default, doc)})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every RestEngine setting. Build it with :func:`load_settings`."""
+    """What the app needs in every worker. Build it with :func:`load_settings`.
 
-    mongodb_uri: str | None = _spec(
+    The settings of the processes around the workers (data directory, ports,
+    demo seed) are :class:`restengine.ops.settings.StackSettings`, a subclass.
+    """
+
+    mongodb_uri: str | None = setting(
         "MONGODB_URI",
-        _mongodb_uri,
+        parse_mongodb_uri,
         None,
         "MongoDB connection string. Unset: `serve`/`up` start the embedded database server.",
     )
-    redis_url: str | None = _spec(
+    redis_url: str | None = setting(
         "REDIS_URL",
-        _redis_url,
+        parse_redis_url,
         None,
         "Redis URL for the shared cache. Unset: per-process cache only (a warning is logged).",
     )
-    documents: tuple[str, ...] = _spec(
+    documents: tuple[str, ...] = setting(
         "RESTENGINE_DOCUMENTS",
-        _list,
+        parse_list,
         (DEMO_MODULE,),
         "Comma-separated module paths whose Document classes are served.",
     )
-    threads: int = _spec(
+    threads: int = setting(
         "RESTENGINE_THREADS",
-        lambda n, v: _int(n, v, 1),
+        lambda n, v: parse_int(n, v, 1),
         8,
         "Concurrent requests per worker (gthread threads or gevent connections); sizes the pool.",
     )
-    pool_max: int | None = _spec(
+    pool_max: int | None = setting(
         "RESTENGINE_POOL_MAX",
-        lambda n, v: None if v in (None, "") else _int(n, v, 1),
+        lambda n, v: None if v in (None, "") else parse_int(n, v, 1),
         None,
         "PyMongo maxPoolSize per worker. Default: threads + 2; must be >= threads.",
     )
-    pool_min: int = _spec("RESTENGINE_POOL_MIN", _int, 1, "PyMongo minPoolSize per worker.")
-    pool_max_idle_ms: int = _spec(
-        "RESTENGINE_POOL_MAX_IDLE_MS", _int, 60_000, "PyMongo maxIdleTimeMS: idle pooled sockets are closed after this."
+    pool_min: int = setting("RESTENGINE_POOL_MIN", parse_int, 1, "PyMongo minPoolSize per worker.")
+    pool_max_idle_ms: int = setting(
+        "RESTENGINE_POOL_MAX_IDLE_MS",
+        parse_int,
+        60_000,
+        "PyMongo maxIdleTimeMS: idle pooled sockets are closed after this.",
     )
-    db_timeout_ms: int = _spec(
+    db_timeout_ms: int = setting(
         "RESTENGINE_DB_TIMEOUT_MS",
-        lambda n, v: _int(n, v, 50),
+        lambda n, v: parse_int(n, v, 50),
         1500,
         "Deadline for all database work of one request (PyMongo timeoutMS); past it the answer is 503.",
     )
-    retry_after: int = _spec(
+    retry_after: int = setting(
         "RESTENGINE_RETRY_AFTER",
-        lambda n, v: _int(n, v, 1),
+        lambda n, v: parse_int(n, v, 1),
         2,
         "Seconds sent in Retry-After with a 503.",
     )
-    ready_timeout_ms: int = _spec(
+    ready_timeout_ms: int = setting(
         "RESTENGINE_READY_TIMEOUT_MS",
-        lambda n, v: _int(n, v, 10),
+        lambda n, v: parse_int(n, v, 10),
         500,
         "Budget for each /readyz check (database ping, Redis ping).",
     )
-    redis_timeout_ms: int = _spec(
+    redis_timeout_ms: int = setting(
         "RESTENGINE_REDIS_TIMEOUT_MS",
-        lambda n, v: _int(n, v, 1),
+        lambda n, v: parse_int(n, v, 1),
         100,
         "Redis connect and socket timeout.",
     )
-    appname: str = _spec(
-        "RESTENGINE_APPNAME", _str, "restengine", "appname sent to MongoDB (shows in its logs and currentOp)."
+    appname: str = setting(
+        "RESTENGINE_APPNAME", parse_str, "restengine", "appname sent to MongoDB (shows in its logs and currentOp)."
     )
-    proxy_count: int = _spec(
+    proxy_count: int = setting(
         "RESTENGINE_PROXY_COUNT",
-        _int,
+        parse_int,
         0,
         "Trusted proxies in front of gunicorn (1 behind the bundled nginx); 0 trusts no X-Forwarded-* header.",
     )
-    data_dir: Path = _spec(
-        "RESTENGINE_DATA_DIR",
-        lambda n, v: Path(_str(n, v)).expanduser(),
-        Path("var"),
-        "Where the embedded database keeps its data, and where `up` writes logs and run files.",
-    )
-    db_port: int = _spec("RESTENGINE_DB_PORT", _port, 27017, "Port of the embedded database server.")
-    redis_port: int = _spec("RESTENGINE_REDIS_PORT", _port, 6379, "Port of the redis-server that `up` starts.")
-    http_port: int = _spec("RESTENGINE_HTTP_PORT", _port, 8080, "Port nginx listens on (127.0.0.1) under `up`.")
-    instance_ports: tuple[int, ...] = _spec(
-        "RESTENGINE_INSTANCE_PORTS",
-        _ports,
-        (8001, 8002),
-        "Ports of the gunicorn instances `up` starts behind nginx; one instance a port.",
-    )
-    seed_books: int = _spec("RESTENGINE_SEED_BOOKS", _int, 10_000, "Books the demo seed writes on first run.")
-    secret_key: str | None = _spec(
+    # The worker reads it too: with MONGODB_URI unset it connects to the embedded server's port.
+    db_port: int = setting("RESTENGINE_DB_PORT", parse_port, 27017, "Port of the embedded database server.")
+    secret_key: str | None = setting(
         "RESTENGINE_SECRET_KEY",
-        _optional_str,
+        parse_optional_str,
         None,
         "Signs pagination cursors; the same value on every instance. Required by the app; "
         "`serve`/`up` create one in the data directory when unset.",
     )
-    uuid_representation: str = _spec(
+    uuid_representation: str = setting(
         "RESTENGINE_UUID_REPRESENTATION",
-        _choice("standard", "pythonlegacy", "javalegacy", "csharplegacy"),
+        parse_choice("standard", "pythonlegacy", "javalegacy", "csharplegacy"),
         "pythonlegacy",
         "How UUIDs are stored: MongoEngine's own default is pythonLegacy; match what your data holds.",
     )
-    cache_ttl: int = _spec(
+    cache_ttl: int = setting(
         "RESTENGINE_CACHE_TTL",
-        _int,
+        parse_int,
         60,
         "Seconds a cached GET stays fresh (per-resource option cache_ttl overrides); 0 turns the cache off.",
     )
-    cache_stale_ttl: int = _spec(
+    cache_stale_ttl: int = setting(
         "RESTENGINE_CACHE_STALE_TTL",
-        _int,
+        parse_int,
         30,
         "Seconds after the TTL during which an entry no write invalidated may be served while one request rebuilds it.",
     )
-    cache_lock_wait_ms: int = _spec(
+    cache_lock_wait_ms: int = setting(
         "RESTENGINE_CACHE_LOCK_WAIT_MS",
-        _int,
+        parse_int,
         1000,
         "How long concurrent misses of one key wait for the request rebuilding it before querying themselves.",
     )
-    cache_breaker_seconds: int = _spec(
+    cache_breaker_seconds: int = setting(
         "RESTENGINE_CACHE_BREAKER_SECONDS",
-        lambda n, v: _int(n, v, 1),
+        lambda n, v: parse_int(n, v, 1),
         5,
         "After 3 Redis failures in a row, how long the cache is bypassed before Redis is tried again.",
     )
-    max_body_bytes: int = _spec(
+    max_body_bytes: int = setting(
         "RESTENGINE_MAX_BODY_BYTES",
-        lambda n, v: _int(n, v, 1),
+        lambda n, v: parse_int(n, v, 1),
         1024 * 1024,
         "Largest request body accepted (413 above).",
     )
@@ -269,9 +258,9 @@ def require_secret(settings: Settings) -> str:
     return settings.secret_key
 
 
-def setting_specs() -> list[_Spec]:
-    """The documented settings, in declaration order (for the README table and tests)."""
-    return [f.metadata["spec"] for f in dataclasses.fields(Settings)]
+def setting_specs(settings_class: type[Settings] = Settings) -> list[Spec]:
+    """The documented settings of ``settings_class``, in declaration order (for the README table and tests)."""
+    return [f.metadata["spec"] for f in dataclasses.fields(settings_class)]
 
 
 def _legacy_mongodb_uri(config: Mapping[str, Any]) -> str | None:
@@ -301,7 +290,7 @@ def _legacy_mongodb_uri(config: Mapping[str, Any]) -> str | None:
             split = urlsplit(host)
             host = split._replace(path=f"/{name}").geturl()
         return host
-    port = _port("MONGODB_SETTINGS.port", merged.get("port", 27017))
+    port = parse_port("MONGODB_SETTINGS.port", merged.get("port", 27017))
     auth = ""
     if merged.get("username"):
         auth = quote_plus(str(merged["username"]))
@@ -323,6 +312,20 @@ def load_settings(
     (``MONGODB_URI``, ``RESTENGINE_THREADS``, ...). Raises :class:`ConfigError`
     with a one-line reason naming the setting when a value is invalid.
     """
+    return build_settings(Settings, overrides, environ=environ, flask_config=flask_config)
+
+
+AnySettings = TypeVar("AnySettings", bound=Settings)
+
+
+def build_settings(
+    settings_class: type[AnySettings],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    flask_config: Mapping[str, Any] | None = None,
+) -> AnySettings:
+    """Build validated settings of ``settings_class`` (:class:`Settings` or a subclass), as :func:`load_settings`."""
     environ = os.environ if environ is None else environ
     layers: list[Mapping[str, Any]] = []
     if flask_config is not None:
@@ -337,8 +340,8 @@ def load_settings(
         layers.append(overrides)
 
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(Settings):
-        spec: _Spec = field.metadata["spec"]
+    for field in dataclasses.fields(settings_class):
+        spec: Spec = field.metadata["spec"]
         raw: Any = None
         found = False
         for layer in layers:
@@ -346,7 +349,7 @@ def load_settings(
                 raw, found = layer[spec.key], True
         if found:
             values[field.name] = spec.parse(spec.key, raw)
-    settings = Settings(**values)
+    settings = settings_class(**values)
     if settings.max_pool_size < settings.threads:
         raise ConfigError(
             f"RESTENGINE_POOL_MAX: must be >= RESTENGINE_THREADS ({settings.threads}), got {settings.max_pool_size}"

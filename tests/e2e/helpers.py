@@ -6,10 +6,21 @@ import http.client
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from restengine.ops.processes import free_port
+from restengine.ops.stack import PACKAGED_GUNICORN_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+# The repository's gunicorn.conf.py, which loads the packaged configuration.
+REPO_GUNICORN_CONFIG = str(ROOT / "gunicorn.conf.py")
 
 
 def get(
@@ -55,3 +66,39 @@ def pid_alive(pid: int) -> bool:
 def worker_pids(log_path: Path) -> set[int]:
     """Worker pids that served requests, from a gunicorn access log (``pid=<N>``)."""
     return {int(m) for m in re.findall(r"pid=<?(\d+)>?", log_path.read_text(errors="replace"))}
+
+
+def gunicorn_argv(port: int, *app: str, config: str = PACKAGED_GUNICORN_CONFIG) -> list[str]:
+    """gunicorn with RestEngine's configuration on 127.0.0.1:``port`` (and an app other than its own)."""
+    return [sys.executable, "-m", "gunicorn", "--config", config, "--bind", f"127.0.0.1:{port}", *app]
+
+
+@contextmanager
+def gunicorn(
+    tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app", *, config: str = PACKAGED_GUNICORN_CONFIG
+) -> Iterator[tuple[int, Path]]:
+    """One gunicorn instance (2 workers x 4 threads) until the block ends: its port and its log file."""
+    port = free_port()
+    log = tmp_path / f"gunicorn-{port}.log"
+    full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            gunicorn_argv(port, app, config=config),
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: proc.poll() is not None or get(port, "/healthz", timeout=1)[0] == 200, 60, "gunicorn")
+        assert proc.poll() is None, log.read_text()
+        yield port, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

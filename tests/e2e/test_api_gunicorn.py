@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.e2e.test_gunicorn import gunicorn
+from tests.e2e.helpers import gunicorn
 
 APP = "restengine.wsgi:app"
 DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"

@@ -16,8 +16,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from tests.e2e.helpers import get
-from tests.e2e.test_gunicorn import ROOT, gunicorn
+from tests.e2e.helpers import ROOT, get, gunicorn
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = ROOT / "docs" / "img" / "docs-page.png"

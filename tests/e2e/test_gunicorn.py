@@ -1,4 +1,4 @@
-"""One gunicorn instance with the project's gunicorn.conf.py, on the real database server."""
+"""One gunicorn instance with RestEngine's gunicorn configuration, on the real database server."""
 
 from __future__ import annotations
 
@@ -7,59 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port, port_open
-from tests.e2e.helpers import get, get_json, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def gunicorn_argv(port: int, *app: str) -> list[str]:
-    """gunicorn with the project's gunicorn.conf.py on 127.0.0.1:``port`` (and an app other than its own)."""
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(ROOT / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        *app,
-    ]
-
-
-@contextmanager
-def gunicorn(tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app") -> Iterator[tuple[int, Path]]:
-    port = free_port()
-    log = tmp_path / f"gunicorn-{port}.log"
-    full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            gunicorn_argv(port, app),
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        wait_for(lambda: proc.poll() is not None or get(port, "/healthz", timeout=1)[0] == 200, 60, "gunicorn")
-        assert proc.poll() is None, log.read_text()
-        yield port, log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+from restengine.ops.stack import PACKAGED_GUNICORN_CONFIG
+from tests.e2e.helpers import REPO_GUNICORN_CONFIG, ROOT, get, get_json, gunicorn, gunicorn_argv, wait_for
 
 
 def _probe_many(port: int, n: int = 40) -> None:
@@ -71,8 +26,9 @@ def _probe_many(port: int, n: int = 40) -> None:
 FORK_WARNING = "opened before fork"
 
 
-def test_gthread_default_serves_the_database(tmp_path: Path, mongodb_uri: str) -> None:
-    with gunicorn(tmp_path, {"MONGODB_URI": mongodb_uri}) as (port, log):
+@pytest.mark.parametrize("config", [PACKAGED_GUNICORN_CONFIG, REPO_GUNICORN_CONFIG], ids=["packaged", "repo-file"])
+def test_gthread_default_serves_the_database(tmp_path: Path, mongodb_uri: str, config: str) -> None:
+    with gunicorn(tmp_path, {"MONGODB_URI": mongodb_uri}, config=config) as (port, log):
         _probe_many(port)
         _status, _headers, _ = get(port, "/healthz", headers={"X-Request-ID": "rid-777"})
     text = log.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.common import parse_wrk
+from bench.measure import parse_wrk
 from bench.report import ratios, write_report
 
 WRK = """Running 2s test @ http://127.0.0.1:8000
@@ -79,7 +79,8 @@ def test_report_has_tables_and_verdicts(tmp_path: Path) -> None:
 
 
 def test_only_a_full_run_replaces_the_published_report() -> None:
-    from bench.run import IMG, REPORT, RESULTS, report_paths
+    from bench.paths import RESULTS
+    from bench.report import IMG, REPORT, report_paths
 
     assert report_paths(quick=False, partial=False) == (REPORT, IMG)
     for quick, partial in ((True, False), (False, True), (True, True)):
@@ -88,7 +89,7 @@ def test_only_a_full_run_replaces_the_published_report() -> None:
 
 
 def test_the_full_run_covers_every_workload_and_level() -> None:
-    from bench.run import configs, series
+    from bench.configs import configs, series
 
     levels = (1, 16, 64, 256)
     chosen = {c.name: c for c in configs("cursor", 500)}

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from restengine.ops.nginx import COMPOSE_PARAMS
+from restengine.ops.stack import PACKAGED_GUNICORN_CONFIG as PACKAGED_CONFIG
 
 APPS = ("app1", "app2")
 LONG_RUNNING = ("mongo", "redis", *APPS, "nginx")
@@ -36,11 +37,12 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(compose["services"])
 
 
-def _gunicorn_settings(repo_root: Path) -> dict[str, Any]:
-    # The config file writes RESTENGINE_THREADS into os.environ: keep that out of other tests.
+def _gunicorn_settings() -> dict[str, Any]:
+    # The packaged configuration the image runs, executed afresh (never cached in sys.modules).
+    # It writes RESTENGINE_THREADS into os.environ: keep that out of other tests.
     with mock.patch.dict(os.environ):
         os.environ.pop("RESTENGINE_WORKER_CLASS", None)
-        return runpy.run_path(str(repo_root / "gunicorn.conf.py"))
+        return runpy.run_module(PACKAGED_CONFIG.removeprefix("python:"))
 
 
 def _duration(value: str) -> float:
@@ -160,19 +162,25 @@ def test_migrate_creates_indexes_then_seeds(services: dict[str, dict[str, Any]])
     assert services["migrate"]["image"] == services["app1"]["image"]
 
 
-def test_dockerfile_runs_gunicorn_with_the_repo_config(repo_root: Path, services: dict[str, dict[str, Any]]) -> None:
+def test_dockerfile_runs_gunicorn_with_the_packaged_config(
+    repo_root: Path, services: dict[str, dict[str, Any]]
+) -> None:
     dockerfile = (repo_root / "Dockerfile").read_text()
     for app in APPS:
         assert services[app]["build"]["context"] == "."
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.MULTILINE)
-    assert re.search(r"^COPY gunicorn\.conf\.py ", dockerfile, re.MULTILINE)
+    # The sources are deleted once installed: the image runs only what the package ships.
+    assert re.search(r"pip install [^\n]*\.\[gevent\][^\n]*\\\n\s*&& rm -rf src ", dockerfile)
+    # Only the build's inputs are copied in: nothing from the repository is read at run time.
+    copied = re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE)
+    assert copied == ["pyproject.toml setup.cfg README.md ./", "src ./src"], copied
     user = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert user and user[-1].split(":")[0] not in {"root", "0"}, "the image must not run as root"
     cmd = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)
     assert len(cmd) == 1
     argv = json.loads(cmd[0])  # exec form: gunicorn is PID 1 and gets SIGTERM itself
     assert argv[0] == "gunicorn"
-    assert argv[argv.index("--config") + 1] == "gunicorn.conf.py"
+    assert argv[argv.index("--config") + 1] == PACKAGED_CONFIG == "python:restengine.ops.gunicorn_conf"
     bind = argv[argv.index("--bind") + 1]
     assert re.search(rf"^EXPOSE {_port(bind)}\s*$", dockerfile, re.MULTILINE)
     for app in APPS:
@@ -189,10 +197,8 @@ def test_dockerignore_keeps_local_state_out_of_the_image(repo_root: Path) -> Non
     assert ignored & {"__pycache__", "**/__pycache__"}
 
 
-def test_apps_get_longer_to_stop_than_gunicorn_waits_for_requests(
-    repo_root: Path, services: dict[str, dict[str, Any]]
-) -> None:
-    graceful = _gunicorn_settings(repo_root)["graceful_timeout"]
+def test_apps_get_longer_to_stop_than_gunicorn_waits_for_requests(services: dict[str, dict[str, Any]]) -> None:
+    graceful = _gunicorn_settings()["graceful_timeout"]
     for app in APPS:
         assert _duration(services[app]["stop_grace_period"]) > graceful, app
 

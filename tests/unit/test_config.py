@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from restengine.config import DEMO_MODULE, ConfigError, load_settings, setting_specs
+from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings, setting_specs
+from restengine.ops.settings import StackSettings, load_stack_settings
+
+# What only the `restengine` command and its stack read; a worker never sees these.
+STACK_ONLY = frozenset(
+    {
+        "RESTENGINE_DATA_DIR",
+        "RESTENGINE_REDIS_PORT",
+        "RESTENGINE_HTTP_PORT",
+        "RESTENGINE_INSTANCE_PORTS",
+        "RESTENGINE_SEED_BOOKS",
+    }
+)
 
 
 def test_defaults_without_environment() -> None:
@@ -14,7 +28,37 @@ def test_defaults_without_environment() -> None:
     assert settings.documents == (DEMO_MODULE,)
     assert settings.threads == 8 and settings.max_pool_size == 10
     assert settings.db_timeout_ms <= 2000, "the default 503 budget is at most 2 s"
-    assert settings.data_dir == Path("var")
+    stack = load_stack_settings(environ={})
+    assert stack.data_dir == Path("var")
+    assert (stack.redis_port, stack.http_port, stack.instance_ports, stack.seed_books) == (
+        6379,
+        8080,
+        (8001, 8002),
+        10_000,
+    )
+    assert stack.threads == 8 and stack.documents == (DEMO_MODULE,), "the stack has the workers' settings too"
+
+
+def test_the_worker_settings_hold_nothing_only_the_stack_needs() -> None:
+    worker = {spec.key for spec in setting_specs()}
+    stack = {spec.key for spec in setting_specs(StackSettings)}
+    assert worker & STACK_ONLY == set()
+    assert stack == worker | STACK_ONLY
+    assert issubclass(StackSettings, Settings)
+    # A worker is not refused over a setting only the stack reads.
+    assert load_settings(environ={"RESTENGINE_HTTP_PORT": "70000"}).threads == 8
+
+
+def test_stack_environment_then_overrides_win() -> None:
+    environ = {
+        "RESTENGINE_DATA_DIR": "~/re",
+        "RESTENGINE_INSTANCE_PORTS": " 9001, 9002 ,9003",
+        "RESTENGINE_THREADS": "3",
+    }
+    stack = load_stack_settings({"RESTENGINE_SEED_BOOKS": 5}, environ=environ)
+    assert stack.data_dir == Path("~/re").expanduser()
+    assert stack.instance_ports == (9001, 9002, 9003)
+    assert stack.seed_books == 5 and stack.threads == 3
 
 
 def test_environment_then_overrides_win() -> None:
@@ -49,11 +93,14 @@ def test_documents_are_a_comma_separated_list() -> None:
     ],
 )
 def test_invalid_setting_is_refused_with_a_one_line_reason_naming_it(key: str, value: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        load_settings(environ={key: value})
-    message = str(info.value)
-    assert message.startswith(key)
-    assert "\n" not in message
+    # The worker refuses its own settings; the command (the stack) refuses every one, with the same reason.
+    loaders = [load_stack_settings] if key in STACK_ONLY else [load_settings, load_stack_settings]
+    for load in loaders:
+        with pytest.raises(ConfigError) as info:
+            load(environ={key: value})
+        message = str(info.value)
+        assert message.startswith(key)
+        assert "\n" not in message
 
 
 def test_pool_is_never_smaller_than_the_threads() -> None:
@@ -93,5 +140,16 @@ def test_environment_uri_wins_over_a_legacy_flask_config() -> None:
 
 def test_every_setting_is_documented_in_the_readme(repo_root: Path) -> None:
     readme = (repo_root / "README.md").read_text()
-    missing = [spec.key for spec in setting_specs() if f"`{spec.key}`" not in readme]
+    specs = [*setting_specs(), *setting_specs(StackSettings)]
+    missing = [spec.key for spec in specs if f"`{spec.key}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_importing_the_stack_settings_loads_neither_the_app_nor_the_driver() -> None:
+    code = (
+        "import sys, restengine.ops.settings\n"
+        "heavy = {'flask', 'pymongo', 'mongoengine', 'restengine.app', 'restengine.api'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"

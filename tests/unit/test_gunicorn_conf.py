@@ -1,4 +1,9 @@
-"""The process model in gunicorn.conf.py, loaded in a fresh interpreter per case."""
+"""The process model in the packaged gunicorn configuration, loaded in a fresh interpreter per case.
+
+The configuration is the module ``restengine.ops.gunicorn_conf`` (gunicorn's
+``--config python:restengine.ops.gunicorn_conf``); the repository's
+``gunicorn.conf.py`` only loads it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+import pytest
 
+from restengine.ops.stack import PACKAGED_GUNICORN_CONFIG, gunicorn_config
+
+MODULE = "restengine.ops.gunicorn_conf"
+REPO_FILE = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+
+# argv[1]: a module name (loaded as gunicorn's python: form does) or a file path (as -c FILE does).
 PROBE = """
 import json, os, runpy, sys
-ns = runpy.run_path(sys.argv[1])
+where = sys.argv[1]
+ns = runpy.run_path(where) if where.endswith(".py") else runpy.run_module(where)
 out = {k: ns[k] for k in ("worker_class", "workers", "threads", "worker_connections", "keepalive", "timeout",
        "graceful_timeout", "max_requests", "max_requests_jitter", "worker_tmp_dir", "preload_app",
        "accesslog", "errorlog", "access_log_format", "control_socket_disable", "wsgi_app")}
 out["pool_threads"] = os.environ["RESTENGINE_THREADS"]
 out["hooks"] = sorted(k for k in ("on_starting", "post_fork", "worker_exit") if callable(ns.get(k)))
 out["pymongo_imported"] = "pymongo" in sys.modules
+out["heavy_imported"] = sorted({"flask", "pymongo", "mongoengine", "redis", "restengine.app"} & set(sys.modules))
 try:
     from gevent import monkey
     out["socket_patched"] = monkey.is_module_patched("socket")
@@ -29,10 +42,10 @@ print(json.dumps(out))
 """
 
 
-def load(**env: str) -> dict[str, Any]:
+def load(where: str = MODULE, **env: str) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RESTENGINE_") and k != "WEB_CONCURRENCY"}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(CONF)], env={**clean, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PROBE, where], env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -55,6 +68,7 @@ def test_defaults_are_gthread_sized_from_the_cpus() -> None:
     assert conf["control_socket_disable"] is True, "two instances on one host must not share a control socket"
     assert conf["wsgi_app"] == "restengine.wsgi:app"
     assert conf["pymongo_imported"] is False, "the config imports no driver before the worker class is settled"
+    assert conf["heavy_imported"] == [], "nor Flask, Redis or the app"
 
 
 def test_environment_overrides_the_process_model() -> None:
@@ -69,3 +83,21 @@ def test_gevent_is_one_variable_and_patches_first() -> None:
     assert conf["socket_patched"] is True
     assert conf["pool_threads"] == "50", "the pool is sized from the greenlets a worker runs"
     assert load()["socket_patched"] is False
+
+
+def test_the_repository_file_loads_the_packaged_configuration() -> None:
+    assert load(str(REPO_FILE)) == load()
+    gevent = {"RESTENGINE_WORKER_CLASS": "gevent", "RESTENGINE_WORKERS": "3"}
+    assert load(str(REPO_FILE), **gevent) == load(**gevent)
+
+
+def test_serve_and_up_use_the_packaged_configuration_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RESTENGINE_GUNICORN_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert gunicorn_config() == PACKAGED_GUNICORN_CONFIG == f"python:{MODULE}"
+    (tmp_path / "gunicorn.conf.py").write_text("workers = 1\n")
+    assert gunicorn_config() == str(tmp_path / "gunicorn.conf.py"), "a gunicorn.conf.py where they run comes first"
+    monkeypatch.setenv("RESTENGINE_GUNICORN_CONFIG", "python:myapp.gunicorn_conf")
+    assert gunicorn_config() == "python:myapp.gunicorn_conf"

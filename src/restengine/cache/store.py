@@ -218,7 +218,7 @@ def init_app(app: Flask, settings: Settings, redis_conn: RedisConnection) -> Res
     """
     cache = ResponseCache(settings, redis_conn)
     cache.database = settings.database_name()
-    # gunicorn.conf.py says how many worker processes share this app. Without
+    # The gunicorn configuration (restengine.ops.gunicorn_conf) says how many worker processes share this app. Without
     # Redis each would keep its own entries, and a write in one would leave
     # the others serving what it replaced: with several, no cache at all.
     workers = os.environ.get("RESTENGINE_WORKER_PROCESSES", "1")

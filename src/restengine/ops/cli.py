@@ -13,20 +13,21 @@ from collections.abc import Iterator
 
 import click
 
-from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings
+from restengine.config import DEMO_MODULE, ConfigError
 from restengine.ops.processes import ProcessError
+from restengine.ops.settings import StackSettings, load_stack_settings
 
 
-def _settings(documents: str | None = None) -> Settings:
+def _settings(documents: str | None = None) -> StackSettings:
     overrides = {"RESTENGINE_DOCUMENTS": documents} if documents else None
     try:
-        return load_settings(overrides)
+        return load_stack_settings(overrides)
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
 @contextlib.contextmanager
-def _database(settings: Settings) -> Iterator[Settings]:
+def _database(settings: StackSettings) -> Iterator[StackSettings]:
     """Settings pointing at a database: ``MONGODB_URI``, else the embedded server for the duration."""
     if settings.mongodb_uri:
         yield settings
@@ -65,7 +66,7 @@ documents_option = click.option(
 @documents_option
 def serve(bind: str, documents: str | None) -> None:
     """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
-    from restengine.ops.stack import gunicorn_config_path, local_secret
+    from restengine.ops.stack import gunicorn_config, local_secret
 
     settings = local_secret(_settings(documents))
     with _database(settings) as ready:
@@ -75,7 +76,7 @@ def serve(bind: str, documents: str | None) -> None:
             "RESTENGINE_DOCUMENTS": ",".join(ready.documents),
             "RESTENGINE_SECRET_KEY": ready.secret_key or "",
         }
-        argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", bind]
+        argv = [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(), "--bind", bind]
         proc = subprocess.Popen(argv, env=env)
         # gunicorn handles SIGINT/SIGTERM itself (graceful stop); wait for it, then stop the database.
         previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
@@ -154,7 +155,7 @@ def watch(documents: str | None) -> None:
 
     import redis
 
-    from restengine.watch import Watcher, served_collections
+    from restengine.cache.watch import Watcher, served_collections
 
     settings = _settings(documents)
     if not settings.redis_url:

@@ -1,6 +1,8 @@
-"""Render ``nginx/nginx.conf.template`` into a complete nginx.conf.
+"""Render the packaged ``nginx.conf.template`` into a complete nginx.conf.
 
-The template holds ``@NAME@`` placeholders (nginx's own ``$variables`` are left
+The template is package data (``restengine/ops/nginx.conf.template``), read
+with :mod:`importlib.resources`, so rendering works from an installed wheel.
+It holds ``@NAME@`` placeholders (nginx's own ``$variables`` are left
 alone). :func:`render` fills them in; :func:`write_config` also makes the run
 directory nginx needs. ``python -m restengine.ops.nginx`` prints the rendering for
 docker-compose, which is checked in as ``nginx/compose.conf``.
@@ -11,12 +13,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import restengine
-
-TEMPLATE_PATH = Path(restengine.__file__).resolve().parents[2] / "nginx" / "nginx.conf.template"
+TEMPLATE: Traversable = files("restengine.ops") / "nginx.conf.template"
 
 # Subdirectories of the run directory the template names as temp paths.
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -87,10 +89,10 @@ def render(
         "ERROR_LOG": _token("error_log", error_log),
     }
 
-    template = TEMPLATE_PATH.read_text(encoding="utf-8")
+    template = TEMPLATE.read_text(encoding="utf-8")
     unknown = sorted(set(_PLACEHOLDER.findall(template)) - values.keys())
     if unknown:
-        raise ValueError(f"{TEMPLATE_PATH}: unfilled placeholders: {', '.join('@' + n + '@' for n in unknown)}")
+        raise ValueError(f"{TEMPLATE}: unfilled placeholders: {', '.join('@' + n + '@' for n in unknown)}")
     text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
     leftover = _PLACEHOLDER.search(text)
     if leftover:

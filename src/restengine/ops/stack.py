@@ -20,29 +20,36 @@ import time
 from pathlib import Path
 
 from restengine import db
-from restengine.config import DEMO_MODULE, Settings
+from restengine.config import DEMO_MODULE
 from restengine.ops.dbserver import HOST, DatabaseServer
 from restengine.ops.processes import Managed, ProcessError, port_open, which
+from restengine.ops.settings import StackSettings
 
 log = logging.getLogger(__name__)
 
 RESTARTS_PER_MINUTE = 5
 
 
-def gunicorn_config_path() -> Path:
-    """``gunicorn.conf.py``: ``$RESTENGINE_GUNICORN_CONFIG``, else ./, else the source checkout's."""
-    candidates = [
-        os.environ.get("RESTENGINE_GUNICORN_CONFIG", ""),
-        "gunicorn.conf.py",
-        str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"),
-    ]
-    for candidate in candidates:
+# The gunicorn configuration the package ships (restengine/ops/gunicorn_conf.py), as gunicorn's --config takes it.
+PACKAGED_GUNICORN_CONFIG = "python:restengine.ops.gunicorn_conf"
+
+
+def gunicorn_config() -> str:
+    """gunicorn's ``--config``: ``$RESTENGINE_GUNICORN_CONFIG``, else ./gunicorn.conf.py, else the packaged one.
+
+    The packaged configuration is a module of the installed package, so it is
+    found wherever the package is installed, with no source checkout.
+    """
+    configured = os.environ.get("RESTENGINE_GUNICORN_CONFIG", "")
+    if configured.startswith("python:"):
+        return configured
+    for candidate in (configured, "gunicorn.conf.py"):
         if candidate and Path(candidate).is_file():
-            return Path(candidate).resolve()
-    raise ProcessError("gunicorn.conf.py not found: run from the project directory or set RESTENGINE_GUNICORN_CONFIG")
+            return str(Path(candidate).resolve())
+    return PACKAGED_GUNICORN_CONFIG
 
 
-def local_secret(settings: Settings) -> Settings:
+def local_secret(settings: StackSettings) -> StackSettings:
     """Settings with a secret key: ``RESTENGINE_SECRET_KEY``, else one kept in the data directory.
 
     The file is created once with a random value (mode 0600) and reused, so
@@ -73,7 +80,7 @@ def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
         conn.close()
 
 
-def prepare_database(settings: Settings, documents: tuple[str, ...], *, progress: bool = True) -> None:
+def prepare_database(settings: StackSettings, documents: tuple[str, ...], *, progress: bool = True) -> None:
     """Create declared indexes, and seed the demo data on its first run."""
     from restengine.documents import load_documents
     from restengine.ops.indexes import create_indexes, format_report
@@ -102,8 +109,8 @@ def redis_process(executable: str, port: int, run_dir: Path, log_dir: Path) -> M
 
 
 def gunicorn_process(name: str, port: int, env: dict[str, str], log_dir: Path, *, bind_host: str = HOST) -> Managed:
-    """One gunicorn instance on ``bind_host:port`` with the project's gunicorn.conf.py."""
-    argv = [sys.executable, "-m", "gunicorn", "--config", str(gunicorn_config_path()), "--bind", f"{bind_host}:{port}"]
+    """One gunicorn instance on ``bind_host:port`` with RestEngine's gunicorn configuration."""
+    argv = [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(), "--bind", f"{bind_host}:{port}"]
     return Managed(
         name=name,
         argv=argv,
@@ -130,7 +137,7 @@ def watcher_process(env: dict[str, str], log_dir: Path) -> Managed:
 class Stack:
     """The processes of ``restengine up``, started in dependency order."""
 
-    def __init__(self, settings: Settings, *, progress: bool = True) -> None:
+    def __init__(self, settings: StackSettings, *, progress: bool = True) -> None:
         self.settings = settings = local_secret(settings)
         self.progress = progress
         self.data_dir = settings.data_dir.resolve()
@@ -286,13 +293,13 @@ class Stack:
         pids.unlink(missing_ok=True)
 
 
-def _with(settings: Settings, **changes: object) -> Settings:
+def _with(settings: StackSettings, **changes: object) -> StackSettings:
     import dataclasses
 
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
-def run_stack(settings: Settings, *, progress: bool = True) -> int:
+def run_stack(settings: StackSettings, *, progress: bool = True) -> int:
     """Run the stack until SIGINT/SIGTERM; returns the exit status."""
     stack = Stack(settings, progress=progress)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -1,0 +1,104 @@
+"""gunicorn settings for RestEngine: plain settings, then the hooks.
+
+Shipped in the package, so it works wherever RestEngine is installed::
+
+    gunicorn --config python:restengine.ops.gunicorn_conf
+
+(the repository's ``gunicorn.conf.py`` loads this module). Every value can be
+set from the environment (see the README's configuration tables); gunicorn's
+own command-line flags override this module.
+
+Nothing here imports the app or the MongoDB driver before the worker class is
+settled: with RESTENGINE_WORKER_CLASS=gevent the process is monkey-patched
+first, so PyMongo and redis-py only ever see cooperative sockets. Importing
+this module imports only ``restengine/__init__.py`` and ``restengine/ops/__init__.py``
+first, and both import nothing heavy.
+"""
+
+import os
+from typing import Any
+
+worker_class = os.environ.get("RESTENGINE_WORKER_CLASS", "gthread").strip().lower() or "gthread"
+if worker_class == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+elif worker_class != "gthread":
+    raise SystemExit(f"RESTENGINE_WORKER_CLASS: expected gthread or gevent, got {worker_class!r}")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}: expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise SystemExit(f"{name}: must be >= 1, got {value}")
+    return value
+
+
+_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+wsgi_app = "restengine.wsgi:app"
+bind = [os.environ.get("RESTENGINE_BIND", "127.0.0.1:8000")]
+proc_name = os.environ.get("RESTENGINE_PROC_NAME", "restengine")
+
+# Processes give parallelism (one GIL each), threads overlap database waits.
+workers = _env_int("RESTENGINE_WORKERS", _env_int("WEB_CONCURRENCY", max(2, _cpus)))
+threads = _env_int("RESTENGINE_THREADS", 8)
+worker_connections = _env_int("RESTENGINE_WORKER_CONNECTIONS", 100)
+
+# The app sizes its PyMongo pool from the requests one worker can run at once.
+os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "gevent" else threads)
+# Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
+os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
+
+preload_app = os.environ.get("RESTENGINE_PRELOAD", "").lower() in {"1", "true", "yes"}
+
+# Longer than nginx's upstream keepalive_timeout (60s in restengine/ops/nginx.conf.template),
+# so gunicorn never closes a kept-alive connection nginx is about to reuse.
+keepalive = 75
+timeout = 30
+graceful_timeout = 30
+max_requests = 2000
+max_requests_jitter = 200
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# gunicorn's control socket defaults to one path per user, which two instances
+# on one host would fight over: off unless a path is given.
+control_socket = os.environ.get("RESTENGINE_CONTROL_SOCKET", "") or None
+control_socket_disable = control_socket is None
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("RESTENGINE_LOG_LEVEL", "info")
+# %(M)s: request time in milliseconds; the request id is the one the app sent back.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s'
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to start on invalid settings, with a one-line reason naming the setting."""
+    from restengine.config import ConfigError, load_settings, require_secret
+
+    try:
+        require_secret(load_settings())
+    except ConfigError as exc:
+        server.log.error("invalid configuration: %s", exc)
+        raise SystemExit(2) from None
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """A new worker: drop any MongoDB client inherited from the master (one client per process)."""
+    from restengine import db
+
+    db.after_fork()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """A worker is leaving: close its MongoDB client and pool."""
+    from restengine import db
+
+    db.close_all()
