@@ -119,11 +119,47 @@ def test_no_module_is_over_600_lines(module: str) -> None:
     assert lines <= MAX_LINES, f"{MODULES[module]} has {lines} lines: split it by concern"
 
 
-def test_importing_the_config_loads_neither_the_app_nor_the_driver() -> None:
+@pytest.mark.parametrize("module", ["restengine.config", "restengine.ops.settings"])
+def test_importing_the_settings_loads_neither_the_app_nor_the_driver(module: str) -> None:
     code = (
-        "import sys, restengine.config\n"
+        f"import sys, {module}\n"
         "heavy = {'flask', 'pymongo', 'mongoengine', 'restengine.app', 'restengine.api'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def _documented_tree() -> set[str]:
+    """The paths the tree in docs/architecture.md names, rebuilt from its indentation."""
+    text = (SRC.parent / "docs" / "architecture.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```", 2)[1]
+    paths: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        path = "".join(part for _, part in stack) + name
+        paths.add(path.rstrip("/"))
+        if name.endswith("/"):
+            stack.append((depth, name))
+    return paths
+
+
+def test_the_architecture_document_matches_the_tree() -> None:
+    documented = _documented_tree()
+    root = SRC.parent
+    actual = {
+        str(path.relative_to(root))
+        for top in (SRC / "restengine", root / "bench")
+        for path in top.rglob("*.py")
+        if path.name != "__init__.py" and "peers" not in path.parts
+    }
+    assert sorted(actual - documented) == [], "modules docs/architecture.md does not list"
+    named_files = {p for p in documented if p.endswith(".py")}
+    missing = sorted(p for p in named_files if not (root / p).exists())
+    assert missing == [], "docs/architecture.md lists modules that do not exist"

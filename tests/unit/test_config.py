@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -143,13 +141,3 @@ def test_every_setting_is_documented_in_the_readme(repo_root: Path) -> None:
     specs = [*setting_specs(), *setting_specs(StackSettings)]
     missing = [spec.key for spec in specs if f"`{spec.key}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
-
-
-def test_importing_the_stack_settings_loads_neither_the_app_nor_the_driver() -> None:
-    code = (
-        "import sys, restengine.ops.settings\n"
-        "heavy = {'flask', 'pymongo', 'mongoengine', 'restengine.app', 'restengine.api'} & set(sys.modules)\n"
-        "print(sorted(heavy))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "[]"

@@ -32,17 +32,11 @@ from restengine.errors import (
     UnsupportedMediaType,
     handled,
 )
+from restengine.jsonresp import json_bytes_response
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
     from restengine.api.resource import Resource
-
-
-def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(body, status=status, mimetype=JSON)
-    if headers:
-        response.headers.update(headers)
-    return response
 
 
 def _no_content() -> Response:

@@ -218,9 +218,6 @@ def init_app(app: Flask, settings: Settings, redis_conn: RedisConnection) -> Res
     """
     cache = ResponseCache(settings, redis_conn)
     cache.database = settings.database_name()
-    # The gunicorn configuration (restengine.ops.gunicorn_conf) says how many worker processes share this app. Without
-    # Redis each would keep its own entries, and a write in one would leave
-    # the others serving what it replaced: with several, no cache at all.
     workers = os.environ.get("RESTENGINE_WORKER_PROCESSES", "1")
     if cache.enabled and not cache.shared:
         if workers.isdigit() and int(workers) > 1:

@@ -71,33 +71,16 @@ class DatabaseServer:
         if mongod:
             dbpath = self.data_dir / "mongod"
             dbpath.mkdir(parents=True, exist_ok=True)
-            return "mongod", [
-                mongod,
-                "--bind_ip",
-                HOST,
-                "--port",
-                str(self.port),
-                "--dbpath",
-                str(dbpath),
-                "--replSet",
-                REPLICA_SET,
-                "--quiet",
-            ] + (["--setParameter", "enableTestCommands=1"] if self.test_commands else [])
+            argv = [mongod, "--bind_ip", HOST, "--port", str(self.port), "--dbpath", str(dbpath)]
+            argv += ["--replSet", REPLICA_SET, "--quiet"]
+            return "mongod", argv + (["--setParameter", "enableTestCommands=1"] if self.test_commands else [])
         secantus = which("secantusd-py", bin_dirs)
         if secantus:
             storage = self.data_dir / "db"
             storage.mkdir(parents=True, exist_ok=True)
-            return "secantusdb", [
-                secantus,
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--storage-path",
-                str(storage),
-                "--log-level",
-                "WARNING",
-            ] + (["--enable-test-commands"] if self.test_commands else [])
+            argv = [secantus, "--host", HOST, "--port", str(self.port), "--storage-path", str(storage)]
+            argv += ["--log-level", "WARNING"]
+            return "secantusdb", argv + (["--enable-test-commands"] if self.test_commands else [])
         raise ProcessError(
             "no database server: set MONGODB_URI, put mongod on PATH, "
             "or install the embedded one with: pip install 'restengine[embedded]'"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 TEMPLATE: Traversable = files("restengine.ops") / "nginx.conf.template"
 
@@ -27,8 +27,20 @@ TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # traffic for 10s.
 SERVER_PARAMS = "max_fails=3 fail_timeout=10s"
 
+
+class Params(TypedDict):
+    """What a rendering is made of (see :func:`render`)."""
+
+    listen: str
+    upstreams: Sequence[str]
+    server_names: Sequence[str]
+    run_dir: Path
+    access_log: str
+    error_log: str
+
+
 # What nginx/compose.conf is rendered from; the names are docker-compose.yml's services.
-COMPOSE_PARAMS: dict[str, Any] = {
+COMPOSE_PARAMS: Params = {
     "listen": "8080",
     "upstreams": ("app1:8000", "app2:8000"),
     "server_names": ("localhost", "127.0.0.1", "nginx"),
@@ -49,15 +61,7 @@ def _token(name: str, value: str) -> str:
     return value
 
 
-def render(
-    *,
-    listen: str,
-    upstreams: Sequence[str],
-    server_names: Sequence[str],
-    run_dir: Path,
-    access_log: str,
-    error_log: str,
-) -> str:
+def render(**params: Unpack[Params]) -> str:
     """Return the nginx.conf text for these settings.
 
     ``listen`` is what nginx's ``listen`` takes (``8080``, ``127.0.0.1:8080``);
@@ -69,13 +73,14 @@ def render(
     template has a placeholder this function does not fill.
     Raises :class:`OSError` when the template cannot be read.
     """
+    listen, upstreams, server_names = params["listen"], params["upstreams"], params["server_names"]
     if isinstance(upstreams, str) or isinstance(server_names, str):
         raise ValueError("upstreams and server_names must be sequences of strings, not a string")
     if not upstreams:
         raise ValueError("upstreams: at least one upstream server is needed")
     if not server_names:
         raise ValueError("server_names: at least one server name is needed")
-    run_dir = Path(run_dir)
+    run_dir = Path(params["run_dir"])
     if not run_dir.is_absolute():
         raise ValueError(f"run_dir: must be an absolute path, got {str(run_dir)!r}")
 
@@ -85,8 +90,8 @@ def render(
         "UPSTREAM_SERVERS": "\n        ".join(servers),
         "SERVER_NAMES": " ".join(_token("server_names", n) for n in server_names),
         "RUN_DIR": _token("run_dir", str(run_dir)),
-        "ACCESS_LOG": _token("access_log", access_log),
-        "ERROR_LOG": _token("error_log", error_log),
+        "ACCESS_LOG": _token("access_log", params["access_log"]),
+        "ERROR_LOG": _token("error_log", params["error_log"]),
     }
 
     template = TEMPLATE.read_text(encoding="utf-8")
@@ -100,30 +105,14 @@ def render(
     return text
 
 
-def write_config(
-    path: Path,
-    *,
-    listen: str,
-    upstreams: Sequence[str],
-    server_names: Sequence[str],
-    run_dir: Path,
-    access_log: str,
-    error_log: str,
-) -> Path:
+def write_config(path: Path, **params: Unpack[Params]) -> Path:
     """Render the config to ``path`` and create ``run_dir`` with its temp directories.
 
     Returns ``path``. Raises what :func:`render` raises, and :class:`OSError`
     when a directory or the file cannot be written.
     """
-    text = render(
-        listen=listen,
-        upstreams=upstreams,
-        server_names=server_names,
-        run_dir=run_dir,
-        access_log=access_log,
-        error_log=error_log,
-    )
-    run_dir = Path(run_dir)
+    text = render(**params)
+    run_dir = Path(params["run_dir"])
     for name in TEMP_DIRS:
         (run_dir / name).mkdir(parents=True, exist_ok=True)
     path = Path(path)
