@@ -21,6 +21,7 @@ from restengine.documents import load_documents
 from restengine.ops.indexes import create_indexes
 from tests.conftest import RedisServer
 from tests.integration.api_helpers import COMMANDS, customer, database_name, legacy_registry, product, shop
+from tests.keys import TEST_SECRET
 from tests.legacy_models import Circle, Customer, Order, Product
 
 
@@ -28,7 +29,7 @@ def make(mongodb_uri: str, redis_url: str | None, **config: Any) -> Flask:
     settings: dict[str, Any] = {
         "MONGODB_URI": mongodb_uri,
         "RESTENGINE_DOCUMENTS": "tests.legacy_models",
-        "RESTENGINE_SECRET_KEY": "test-secret",
+        "RESTENGINE_SECRET_KEY": TEST_SECRET,
         **config,
     }
     if redis_url:
@@ -478,3 +479,24 @@ def test_readiness_pings_redis_within_the_readiness_budget(mongodb_uri: str, red
     finally:
         os.kill(pid, signal.SIGCONT)
         restengine.db.close_all()
+
+
+def test_a_request_with_credentials_never_meets_the_shared_cache(app: Flask, client: FlaskClient) -> None:
+    """An operator's own check (here a ``before_request`` that wants a key) is never bypassed by a cached hit."""
+    from flask import request
+
+    customer("ABC123", "Ada")
+
+    @app.before_request
+    def wants_a_key() -> Any:
+        if request.path.startswith("/api/") and request.headers.get("Authorization") != "Bearer k":
+            return {"title": "Unauthorized"}, 401
+        return None
+
+    url = "/api/customers/ABC123"
+    for credentials in ({"Authorization": "Bearer k"}, {"Authorization": "Bearer k", "Cookie": "session=1"}):
+        answered = client.get(url, headers=credentials)
+        assert answered.status_code == 200 and "X-Cache" not in answered.headers, "neither served nor stored"
+    assert client.get(url).status_code == 401, "no entry was stored for the anonymous request to hit"
+    client.set_cookie("session", "1")
+    assert client.get(url, headers={"Authorization": "Bearer k"}).headers.get("X-Cache") is None

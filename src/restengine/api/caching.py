@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 LOOKUP = "restengine.cache.lookup"  # WSGI environ key: (ReadPlan, Lookup) from CacheHits
 NOT_MODIFIED_HEADERS = frozenset({"ETag", "Link", "Cache-Control", "X-Cache"})
+CREDENTIALS = frozenset({"HTTP_AUTHORIZATION", "HTTP_COOKIE"})  # WSGI environ keys of credential headers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +67,13 @@ class CachePolicy:
 
         A list depends on every write to its collection; an item on writes to
         that document and collection-wide ones; an expanded reference on every
-        write to the referenced collection.
+        write to the referenced collection. A request carrying credentials
+        (``Authorization`` or ``Cookie``) is never answered from the shared
+        cache nor stored in it (RFC 9111, section 3.5): its response may
+        depend on who asks, which the entry key does not say.
         """
         ttl = self.ttl(resource)
-        if ttl <= 0 or self.cache is None:
+        if ttl <= 0 or self.cache is None or CREDENTIALS & environ.keys():
             return None
         cache = self.cache
         generations = cache.list_generations(target.collection_name for target in expanded)
