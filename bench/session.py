@@ -105,7 +105,7 @@ def _write_data(uri: str, tmp: Path, books: int, secret_key: str) -> tuple[Data,
         # The cursor a client holds after walking to the deep page (page 500 of the full data set).
         before_deep = db.books.find({}, {"_id": 1}).sort("_id", 1).skip((deep_page(books) - 1) * 20 - 1)
         last = before_deep.limit(1).next()["_id"]
-    cursor = CursorCodec(secret_key.encode()).encode([("_id", 1)], [last])
+    cursor = CursorCodec(secret_key.encode(), "books").encode([("_id", 1)], [last])
     data = Data(ids=tmp / "ids.txt", authors=tmp / "authors.txt", one=tmp / "one.txt")
     data.ids.write_text("\n".join(ids) + "\n")
     data.authors.write_text("\n".join(authors) + "\n")

@@ -17,9 +17,10 @@ import pytest
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port, which
 from restengine.ops.stack import redis_process
+from tests.keys import TEST_SECRET
 
 # Every app and subprocess the tests start signs cursors with this (tests only).
-os.environ.setdefault("RESTENGINE_SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("RESTENGINE_SECRET_KEY", TEST_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from typing import Any
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port
 from restengine.ops.stack import gunicorn_process
+from tests.keys import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
@@ -64,7 +65,7 @@ def fuzz(mongodb_uri: str, work: Path, *, examples: int, seed: int | None, phase
     """Seed ``mongodb_uri``, serve it with gunicorn and run schemathesis against it; everything stopped after."""
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS,
            "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", "RESTENGINE_SEED_BOOKS": "200"}  # fmt: skip
-    env.setdefault("RESTENGINE_SECRET_KEY", "fuzz-secret")
+    env.setdefault("RESTENGINE_SECRET_KEY", TEST_SECRET)
     subprocess.run([sys.executable, "-m", "restengine.ops.cli", "seed"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=120)  # fmt: skip
     port = free_port()

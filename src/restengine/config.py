@@ -96,6 +96,28 @@ def parse_redis_url(name: str, raw: Any) -> str | None:
     return url
 
 
+MIN_SECRET_BYTES = 32
+"""The shortest secret key accepted (UTF-8 bytes): a shorter one could be guessed, and cursors forged."""
+
+
+def parse_secret(name: str, value: str | None) -> str | None:
+    """An optional secret key (unset stays ``None``); a set one must pass :func:`check_secret`."""
+    if value is not None:
+        check_secret(value, name)
+    return value
+
+
+def check_secret(secret: str | bytes, name: str = "RESTENGINE_SECRET_KEY") -> bytes:
+    """``secret`` as the bytes that sign cursors; raises :class:`ConfigError` naming ``name`` when it is too short."""
+    data = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    if len(data) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{name}: must be at least {MIN_SECRET_BYTES} bytes of random text (it signs pagination cursors), "
+            f"got {len(data)}; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return data
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     key: str  # the environment / Flask config key
@@ -190,9 +212,10 @@ class Settings:
     db_port: int = setting("RESTENGINE_DB_PORT", parse_port, 27017, "Port of the embedded database server.")
     secret_key: str | None = setting(
         "RESTENGINE_SECRET_KEY",
-        parse_optional_str,
+        lambda n, v: parse_secret(n, parse_optional_str(n, v)),
         None,
-        "Signs pagination cursors; the same value on every instance. Required by the app; "
+        "Signs pagination cursors; at least 32 bytes of random text, the same value on every instance. "
+        "Required by the app; "
         "`serve`/`up` create one in the data directory when unset.",
     )
     uuid_representation: str = setting(
@@ -250,11 +273,12 @@ class Settings:
 
 
 def require_secret(settings: Settings) -> str:
-    """The secret key; raises :class:`ConfigError` when it is unset (there is no fallback)."""
+    """The secret key; raises :class:`ConfigError` when it is unset or shorter than 32 bytes (there is no fallback)."""
     if not settings.secret_key:
         raise ConfigError(
             "RESTENGINE_SECRET_KEY: required (it signs pagination cursors); set the same random value on every instance"
         )
+    check_secret(settings.secret_key)
     return settings.secret_key
 
 

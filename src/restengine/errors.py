@@ -13,7 +13,7 @@ trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,34 @@ class Conflict(Problem):
     type = "urn:restengine:problem:conflict"
 
 
+def duplicate_message(fields: Sequence[str] | None) -> str:
+    """What a client is told of a unique-index violation: the API's field names, never the database's.
+
+    ``fields`` are the names the client uses (``None`` or empty when they
+    cannot all be told, e.g. the index covers a field the client does not
+    see). Index and collection names, stored field names and the duplicated
+    values are never part of it.
+    """
+    if not fields:
+        return "Another item has the same value for a field that must be unique."
+    if len(fields) == 1:
+        return f"Another item has the same {fields[0]}."
+    return f"Another item has the same combination of {', '.join(fields)}."
+
+
+def unique_index_fields(details: Mapping[str, Any] | None) -> list[str] | None:
+    """The stored (dotted) field paths of the unique index a duplicate-key error names, if the server says.
+
+    ``details`` is a write error (``BulkWriteError.details["writeErrors"][i]``)
+    or ``DuplicateKeyError.details``; mongod and SecantusDB both send
+    ``keyPattern``. ``None`` when it is missing.
+    """
+    pattern = details.get("keyPattern") if isinstance(details, Mapping) else None
+    if not isinstance(pattern, Mapping) or not pattern:
+        return None
+    return [str(path) for path in pattern]
+
+
 class PreconditionFailed(Problem):
     """412: the item changed since the ETag in ``If-Match``."""
 
@@ -171,7 +199,9 @@ def to_problem(exc: BaseException) -> Problem | None:
 
     The one place library errors get their HTTP meaning: MongoEngine's
     ValidationError → 422 (its ``to_dict()`` as ``errors``), NotUniqueError →
-    409, DoesNotExist → 404, InvalidQueryError/LookUpError → 400; werkzeug's
+    409, DoesNotExist → 404, InvalidQueryError/LookUpError → 400 (the
+    library's and the server's own messages, which name classes, collections,
+    indexes and stored fields, are never passed on); werkzeug's
     HTTP errors keep their status and headers; a PyMongo timeout or connection
     failure anywhere in the cause chain → 503.
     """
@@ -187,18 +217,21 @@ def to_problem(exc: BaseException) -> Problem | None:
             errors=exc.errors,
         )
     if isinstance(exc, me.ValidationError):
+        # Its message names the Document class and the primary key; its fields are attribute names.
         return Problem(
-            exc.message or "The document is not valid.",
+            "The request body is not valid for this resource.",
             status=422,
             type="urn:restengine:problem:validation",
-            errors=exc.to_dict() or {"": exc.message},
+            errors=exc.to_dict() or {"": exc.message or "not valid"},
         )
     if isinstance(exc, me.NotUniqueError):
-        return Conflict("A document with the same unique value exists.")
+        # Its message is the server's "E11000 ... collection: ... index: ... dup key: {...}".
+        return Conflict(duplicate_message(None))
     if isinstance(exc, me.DoesNotExist):
         return NotFound()
     if isinstance(exc, (me.InvalidQueryError, me.LookUpError)):
-        return Problem(str(exc), status=400)
+        log.info("query refused by MongoEngine: %s: %s", type(exc).__name__, exc)  # names stored fields
+        return Problem("The request cannot be applied to this resource.", status=400)
     if isinstance(exc, HTTPException):
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers)

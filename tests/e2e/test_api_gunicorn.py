@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.e2e.helpers import gunicorn
+from tests.keys import TEST_SECRET
 
 APP = "restengine.wsgi:app"
 DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
@@ -39,7 +40,7 @@ def relative(url: str) -> str:
 
 
 def test_crud_filters_and_cursor_walk_through_gunicorn(tmp_path: Path, mongodb_uri: str) -> None:
-    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_SECRET_KEY": "e2e-secret"}
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_SECRET_KEY": TEST_SECRET}
     with gunicorn(tmp_path, env, app=APP) as (port, log):
         first = {"code": "GUN001", "name": "Gun One", "email": "gun1@example.com", "tags": ["e2e"]}
         status, headers, body = call(port, "POST", "/api/customers", first)
@@ -79,3 +80,38 @@ def test_crud_filters_and_cursor_walk_through_gunicorn(tmp_path: Path, mongodb_u
         assert status == 404 and headers["content-type"] == "application/problem+json"
     assert "Traceback" not in log.read_text()
     assert "the response cache is off (2 worker processes would go stale)" in log.read_text()
+
+
+def _urls(port: int, headers: dict[str, str], n: int) -> list[str]:
+    """Every absolute URL the API answers with: Location, Link, next, the index's resource URLs."""
+    other = {"code": f"OTH{n:03d}", "name": "Other", "email": f"other{n}@example.com"}
+    assert call(port, "POST", "/api/customers", other)[0] == 201, "so that a first page has a next one"
+    new = {"code": f"FWD{n:03d}", "name": "Fwd", "email": f"fwd{n}@example.com"}
+    status, created, body = call(port, "POST", "/api/customers", new, headers)
+    assert status == 201, body
+    status, listed, page = call(port, "GET", "/api/customers?limit=1", headers=headers)
+    assert status == 200 and page["next"], page
+    status, _, index = call(port, "GET", "/api/", headers=headers)
+    assert status == 200, index
+    link = listed["link"]
+    return [created["location"], link[1 : link.index(">")], page["next"]] + [r["url"] for r in index["resources"]]
+
+
+def test_without_proxies_a_forwarded_scheme_from_loopback_changes_no_url(tmp_path: Path, mongodb_uri: str) -> None:
+    """gunicorn trusts X-Forwarded-* from 127.0.0.1 by default; with RESTENGINE_PROXY_COUNT=0 it must not."""
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_PROXY_COUNT": "0"}
+    with gunicorn(tmp_path, env, app=APP) as (port, _):
+        spoofed = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
+        urls = _urls(port, spoofed, 1)
+    assert urls and all(url.startswith(f"http://127.0.0.1:{port}/") for url in urls), urls
+
+
+def test_behind_one_proxy_only_its_forwarded_proto_sets_the_scheme(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_PROXY_COUNT": "1"}
+    with gunicorn(tmp_path, env, app=APP) as (port, _):
+        https = _urls(port, {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"}, 1)
+        # What a client may add through nginx, which overwrites X-Forwarded-Proto only: no scheme, and no 400.
+        added = {"X-Forwarded-Proto": "http", "X-Forwarded-Ssl": "on", "X-Forwarded-Host": "api.example"}
+        plain = _urls(port, added, 2)
+    assert all(url.startswith("https://api.example/") for url in https), https
+    assert all(url.startswith("http://api.example/") for url in plain), plain

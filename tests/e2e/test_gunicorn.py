@@ -65,7 +65,14 @@ def test_gevent_worker_is_patched_before_pymongo(tmp_path: Path, mongodb_uri: st
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("RESTENGINE_DB_TIMEOUT_MS", "soon"), ("MONGODB_URI", "mysql://x"), ("RESTENGINE_WORKER_CLASS", "eventlet")],
+    [
+        ("RESTENGINE_DB_TIMEOUT_MS", "soon"),
+        ("MONGODB_URI", "mysql://x"),
+        ("RESTENGINE_WORKER_CLASS", "eventlet"),
+        ("RESTENGINE_SECRET_KEY", "x"),
+        ("RESTENGINE_SECRET_KEY", "a-31-byte-secret-is-one-too-few"),
+        ("RESTENGINE_PROXY_COUNT", "-1"),
+    ],
 )
 def test_invalid_configuration_refuses_to_start(key: str, value: str) -> None:
     result = subprocess.run(

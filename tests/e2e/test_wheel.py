@@ -24,6 +24,7 @@ import pytest
 
 from restengine.ops.processes import free_port, port_open
 from tests.e2e.helpers import ROOT, get, wait_for
+from tests.keys import TEST_SECRET
 
 BUILD_INPUTS = ("pyproject.toml", "setup.cfg", "README.md", "src")
 PIP_SECONDS = 540  # bounds every pip run; dependencies may come from PyPI
@@ -115,7 +116,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(wheel_venv: Venv, e
 def test_restengine_serve_answers_healthz(wheel_venv: Venv, empty_dir: Path, tmp_path: Path, mongodb_uri: str) -> None:
     port = free_port()
     env = _clean_env(wheel_venv)
-    env.update(MONGODB_URI=mongodb_uri, RESTENGINE_SECRET_KEY="wheel-test-secret", RESTENGINE_WORKERS="1")
+    env.update(MONGODB_URI=mongodb_uri, RESTENGINE_SECRET_KEY=TEST_SECRET, RESTENGINE_WORKERS="1")
     log = tmp_path / "serve.log"  # outside the empty directory
     with open(log, "wb") as out:
         proc = subprocess.Popen(

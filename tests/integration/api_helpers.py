@@ -26,6 +26,7 @@ from restengine import create_app
 from restengine.documents import load_documents
 from restengine.ops.indexes import create_indexes
 from tests import legacy_models
+from tests.keys import TEST_SECRET
 from tests.legacy_models import Address, Customer, Order, OrderLine, Product
 
 ALL_DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
@@ -74,7 +75,7 @@ def reads(names: list[str]) -> list[str]:
 
 def make_app(mongodb_uri: str, documents: str = ALL_DOCUMENTS) -> Flask:
     return create_app(
-        {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": documents, "RESTENGINE_SECRET_KEY": "test-secret"}
+        {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": documents, "RESTENGINE_SECRET_KEY": TEST_SECRET}
     )
 
 

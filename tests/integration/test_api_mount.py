@@ -13,6 +13,7 @@ from pymongo import MongoClient
 
 from restengine import Api
 from restengine.errors import Problem
+from tests.keys import TEST_SECRET
 from tests.legacy_models import Customer
 
 calls: list[tuple[str, Any]] = []
@@ -48,7 +49,7 @@ def legacy_app(mongodb_uri: str) -> Iterator[Flask]:
         return "<h1>legacy not found</h1>", 404
 
     bp = Blueprint("rest", __name__)
-    api = Api(bp, secret_key="legacy-secret")
+    api = Api(bp, secret_key=TEST_SECRET)
     api.register(
         Customer,
         before_create=refuse_vip,

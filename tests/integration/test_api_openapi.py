@@ -24,6 +24,7 @@ from openapi_spec_validator import validate
 from restengine import Api
 from restengine.demo.bookstore import Author, Book, Review
 from tests.integration.api_helpers import MERGE_PATCH, legacy_registry, ok, shop
+from tests.keys import TEST_SECRET
 from tests.legacy_models import Circle, Comment, Customer, Square
 from tests.openapi_contract import Contract
 
@@ -221,7 +222,7 @@ def options_app(mongodb_uri: str) -> Iterator[Flask]:
         mongoengine.connect(host=mongodb_uri, alias="default", uuidRepresentation="standard")
         app = Flask("legacy")
         bp = Blueprint("rest", __name__)
-        api = Api(bp, secret_key="s", openapi_info={"title": "Legacy shop"})
+        api = Api(bp, secret_key=TEST_SECRET, openapi_info={"title": "Legacy shop"})
         api.register(
             Customer, hidden=["email"], read_only=["joined"], methods=["GET", "POST"], filterable={"name": ["eq"]}
         )

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 from flask.testing import FlaskClient
 
-from tests.integration.api_helpers import customer, ok, order, problem, product
+from restengine.api.pagination import CursorCodec
+from tests.integration.api_helpers import customer, ids, ok, order, problem, product
+from tests.keys import TEST_SECRET
 
 
 def walk(client: FlaskClient, url: str, between_pages: Callable[[int], None] | None = None) -> list[list[str]]:
@@ -151,3 +154,28 @@ def test_a_modified_cursor_is_400(client: FlaskClient) -> None:
 def test_a_made_up_cursor_is_400(client: FlaskClient, cursor: str) -> None:
     next_url, _ = _next_url(client)
     problem(client.get(_with_cursor(next_url, cursor)), 400, "cursor")
+
+
+def test_a_cursor_of_one_resource_is_400_on_another_with_the_same_sort(client: FlaskClient) -> None:
+    for i in range(3):
+        customer(f"CUS{i:03d}", f"Name {i}")
+        product(f"P{i}", "1.00")
+    next_url = ok(client.get("/api/customers?sort=id&limit=2"))["next"]
+    cursor = parse_qs(urlsplit(next_url).query)["cursor"][0]
+    assert len(ok(client.get(_with_cursor(next_url, cursor)))["items"]) == 1, "valid where it was issued"
+    body = problem(client.get(f"/api/products?sort=id&limit=2&cursor={cursor}"), 400, "cursor")
+    assert body["errors"] == {"cursor": ["invalid or tampered cursor"]}
+
+
+@pytest.mark.parametrize(
+    "value", [{"$regex": "^"}, {"$ne": None}, ["Name 0", "Name 1"]], ids=["regex", "operator", "list"]
+)
+def test_a_cursor_signed_with_the_real_secret_cannot_inject_an_operator(client: FlaskClient, value: Any) -> None:
+    """The MAC is valid (forged with the app's own secret), yet a value that is no plain scalar is refused."""
+    for i in range(5):
+        customer(f"CUS{i:03d}", f"Name {i}")
+    forged = CursorCodec(TEST_SECRET.encode(), "customers").encode([("name", 1), ("_id", 1)], [value, ""])
+    body = problem(client.get(f"/api/customers?sort=name&limit=2&cursor={forged}"), 400, "cursor")
+    assert body["errors"] == {"cursor": ["invalid or tampered cursor"]}
+    plain = CursorCodec(TEST_SECRET.encode(), "customers").encode([("name", 1), ("_id", 1)], ["Name 2", "CUS002"])
+    assert ids(client, f"/api/customers?sort=name&limit=5&cursor={plain}") == ["CUS003", "CUS004"]

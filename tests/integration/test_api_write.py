@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.integration.api_helpers import (
@@ -279,3 +281,97 @@ def test_the_index_is_read_only(client: FlaskClient, method: str) -> None:
     problem(response, 405)
     assert response.headers["Allow"] == "GET, HEAD"
     assert client.options("/api/").headers["Allow"] == "GET, HEAD, OPTIONS"
+
+
+# Conflicts: the API's field names, never the database's internals
+
+
+def assert_no_internals(body: dict[str, Any]) -> None:
+    """Nothing of MongoDB's error text, the index, the collection, stored names or the classes."""
+    text = json.dumps(body)
+    for leak in ("E11000", "dup key", "index:", "collection:", "mail_1", "_id_", database_name(), "nia@example.com"):
+        assert leak not in text, (leak, body)
+    for pattern in (r"\bmail\b", r"\bcust\b", r"\bCustomer\b", r"\bOrder\b"):
+        assert not re.search(pattern, text), (pattern, body)
+
+
+def test_a_unique_violation_on_post_names_the_field_not_the_index(client: FlaskClient) -> None:
+    ok(client.post("/api/customers", json=new_customer()), 201)
+    body = problem(client.post("/api/customers", json=new_customer(code="NEW002")), 409)
+    assert_no_internals(body)
+
+
+def test_a_unique_violation_in_an_array_post_names_the_item_and_the_field(client: FlaskClient) -> None:
+    ok(client.post("/api/customers", json=new_customer()), 201)
+    batch = [new_customer(code="NEW002", email="two@example.com"), new_customer(code="NEW003")]
+    body = problem(client.post("/api/customers", json=batch), 409)
+    assert body["detail"] == "Another item has the same email. Nothing was inserted."
+    assert body["errors"] == {"1": {"email": "must be unique"}}
+    assert_no_internals(body)
+    assert Customer.objects.count() == 1
+
+
+def test_a_duplicate_primary_key_in_an_array_post_is_named_id(client: FlaskClient) -> None:
+    ok(client.post("/api/customers", json=new_customer()), 201)
+    body = problem(client.post("/api/customers", json=[new_customer(email="other@example.com")]), 409)
+    assert body["errors"] == {"0": {"id": "must be unique"}}
+    assert_no_internals(body)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_a_unique_violation_on_put_or_patch_shows_no_internals(client: FlaskClient, method: str) -> None:
+    ok(client.post("/api/customers", json=new_customer()), 201)
+    ok(client.post("/api/customers", json=new_customer(code="NEW002", email="two@example.com")), 201)
+    if method == "PUT":
+        response = client.put("/api/customers/NEW002", json={"name": "Two", "email": "nia@example.com"})
+    else:
+        response = patch(client, "/api/customers/NEW002", {"email": "nia@example.com"})
+    assert_no_internals(problem(response, 409))
+    assert Customer.objects.get(code="NEW002").email == "two@example.com"
+
+
+def test_a_unique_violation_in_bulk_names_the_field_not_the_index(client: FlaskClient) -> None:
+    ok(client.post("/api/customers", json=new_customer()), 201)
+    ok(client.post("/api/customers", json=new_customer(code="NEW002", email="two@example.com")), 201)
+    operations = [
+        {"op": "insert", "document": new_customer(code="NEW003")},
+        {"op": "update", "id": "NEW002", "patch": {"email": "nia@example.com"}},
+    ]
+    response = client.post("/api/customers/_bulk", json={"ordered": False, "operations": operations})
+    assert response.status_code == 409
+    results = response.get_json()["results"]
+    assert [(r["status"], r["error"]) for r in results] == [(409, "Another item has the same email.")] * 2
+    assert_no_internals(response.get_json())
+
+
+def test_a_refused_delete_names_no_class_or_stored_field(client: FlaskClient) -> None:
+    """MongoEngine's message names the referring Document class and field ("Order.customer refers to it")."""
+    shop()
+    body = problem(client.delete("/api/customers/ABC123"), 409)
+    assert body["detail"] == "Other items refer to this one; it cannot be deleted while they do."
+    assert_no_internals(body)
+    response = client.post("/api/customers/_bulk", json={"operations": [{"op": "delete", "id": "ABC123"}]})
+    body = problem(response, 422)
+    assert body["errors"] == {"0": {"id": "other items refer to it"}}
+    assert_no_internals(body)
+    assert Customer.objects(code="ABC123").count() == 1
+
+
+def test_a_unique_violation_on_a_hidden_field_names_no_field(app: Flask, client: FlaskClient) -> None:
+    """Two customers without an email collide on the (non-sparse) unique index of the hidden ``email``."""
+    app.extensions["restengine.api"].register(Customer, hidden=["email"])
+    ok(client.post("/api/customers", json={"code": "NEW001", "name": "Nia"}), 201)
+    unknown = "Another item has the same value for a field that must be unique."
+    body = problem(client.post("/api/customers", json=[{"code": "NEW002", "name": "Two"}]), 409)
+    assert body["errors"] == {"0": {"": unknown}}
+    response = client.post(
+        "/api/customers/_bulk", json={"operations": [{"op": "insert", "document": {"code": "NEW003", "name": "Three"}}]}
+    )
+    assert response.status_code == 409 and response.get_json()["results"][0]["error"] == unknown
+    for answer in (
+        body,
+        response.get_json(),
+        problem(client.post("/api/customers", json={"code": "NEW004", "name": "Four"}), 409),
+    ):
+        assert "email" not in json.dumps(answer)
+        assert_no_internals(answer)

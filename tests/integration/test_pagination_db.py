@@ -13,9 +13,10 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from restengine.api.pagination import CursorCodec, SortKey, keyset_filter, sort_values
+from tests.keys import TEST_SECRET
 
 LIMIT = 7
-CODEC = CursorCodec(b"integration-secret")
+CODEC = CursorCodec(TEST_SECRET.encode(), "pg")
 SORTS: list[list[SortKey]] = [
     [("a", 1), ("_id", 1)],
     [("a", -1), ("b", 1), ("_id", 1)],

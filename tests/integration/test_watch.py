@@ -29,6 +29,7 @@ from restengine.cache import generation_key
 from restengine.cache.watch import Watcher, token_key
 from restengine.config import Settings, load_settings
 from tests.integration.api_helpers import customer, legacy_registry
+from tests.keys import TEST_SECRET
 
 SERVED = ("customers", "orders")
 
@@ -239,7 +240,7 @@ def cache_app(mongodb_uri: str, redis_url: str, **config: str) -> Iterator[Flask
                 "MONGODB_URI": mongodb_uri,
                 "REDIS_URL": redis_url,
                 "RESTENGINE_DOCUMENTS": "tests.legacy_models",
-                "RESTENGINE_SECRET_KEY": "x",
+                "RESTENGINE_SECRET_KEY": TEST_SECRET,
                 **config,
             }
         )

@@ -142,6 +142,7 @@ def test_nginx_publishes_its_listen_port_and_mounts_compose_conf(
     assert nginx["command"] == ["nginx", "-g", "daemon off;"]
     published = [str(p) for p in nginx["ports"]]
     assert [int(p.rsplit(":", 1)[-1]) for p in published] == [_port(COMPOSE_PARAMS["listen"])]
+    assert published == [f"127.0.0.1:8080:{_port(COMPOSE_PARAMS['listen'])}"], "the host's loopback only, by default"
 
     mounts = [str(v).split(":") for v in nginx["volumes"]]
     conf = [m for m in mounts if m[1] == "/etc/nginx/nginx.conf"]

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings, setting_specs
+from restengine import create_app
+from restengine.config import DEMO_MODULE, ConfigError, Settings, load_settings, require_secret, setting_specs
 from restengine.ops.settings import StackSettings, load_stack_settings
+from restengine.ops.stack import local_secret
+from tests.keys import TEST_SECRET
 
 # What only the `restengine` command and its stack read; a worker never sees these.
 STACK_ONLY = frozenset(
@@ -141,3 +144,35 @@ def test_every_setting_is_documented_in_the_readme(repo_root: Path) -> None:
     specs = [*setting_specs(), *setting_specs(StackSettings)]
     missing = [spec.key for spec in specs if f"`{spec.key}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+# The secret key: at least 32 bytes, or nothing starts
+
+
+@pytest.mark.parametrize("short", ["x", "s" * 31, "é" * 15], ids=["one byte", "31 bytes", "15 two-byte characters"])
+def test_a_short_secret_key_is_refused_in_one_line_naming_it(short: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={"RESTENGINE_SECRET_KEY": short})
+    message = str(raised.value)
+    assert message.startswith("RESTENGINE_SECRET_KEY: must be at least 32 bytes") and "\n" not in message
+    assert repr(short) not in message and (len(short) == 1 or short not in message), "the secret is never echoed"
+    with pytest.raises(ConfigError, match="RESTENGINE_SECRET_KEY"):
+        require_secret(Settings(secret_key=short))  # settings built without load_settings
+    with pytest.raises(ConfigError, match="RESTENGINE_SECRET_KEY"):
+        create_app({"RESTENGINE_SECRET_KEY": short})
+
+
+def test_a_secret_key_of_32_bytes_is_accepted() -> None:
+    for secret in ("s" * 32, "é" * 16, TEST_SECRET):
+        assert require_secret(load_settings(environ={"RESTENGINE_SECRET_KEY": secret})) == secret
+    assert load_settings(environ={}).secret_key is None, "unset is not refused here: serve/up make one"
+
+
+def test_the_local_secret_is_long_enough_and_a_short_stored_one_is_refused(tmp_path: Path) -> None:
+    settings = load_stack_settings({"RESTENGINE_DATA_DIR": str(tmp_path)}, environ={})
+    made = local_secret(settings).secret_key
+    assert made is not None and len(made.encode()) >= 32
+    assert local_secret(settings).secret_key == made, "kept and reused"
+    (tmp_path / "secret_key").write_text("short\n")
+    with pytest.raises(ConfigError, match="secret_key: must be at least 32 bytes"):
+        local_secret(settings)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from restengine import db
 from restengine.config import load_settings
+from tests.keys import TEST_SECRET
 
 
 def test_pool_is_sized_from_the_threads_with_deadlines() -> None:
@@ -54,7 +55,7 @@ def test_every_api_view_runs_under_the_request_deadline() -> None:
         seen.append(__import__("pymongo")._csot.get_timeout())
         return Response()
 
-    api = Api(secret_key="s", db_timeout_ms=250)
+    api = Api(secret_key=TEST_SECRET, db_timeout_ms=250)
     with Flask(__name__).test_request_context():
         Views(api, CachePolicy(None)).guarded(view)()
     assert seen == [0.25]

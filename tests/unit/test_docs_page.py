@@ -12,11 +12,12 @@ from werkzeug.test import TestResponse
 
 from restengine import Api
 from restengine.api.docs import ASSET_VERSION
+from tests.keys import TEST_SECRET
 from tests.legacy_models import Customer
 
 
 def mounted(app_or_bp: Flask | Blueprint, **options: Any) -> Api:
-    api = Api(app_or_bp, secret_key="docs-test", **options)
+    api = Api(app_or_bp, secret_key=TEST_SECRET, **options)
     api.register(Customer)
     return api
 

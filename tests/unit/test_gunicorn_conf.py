@@ -28,7 +28,8 @@ where = sys.argv[1]
 ns = runpy.run_path(where) if where.endswith(".py") else runpy.run_module(where)
 out = {k: ns[k] for k in ("worker_class", "workers", "threads", "worker_connections", "keepalive", "timeout",
        "graceful_timeout", "max_requests", "max_requests_jitter", "worker_tmp_dir", "preload_app",
-       "accesslog", "errorlog", "access_log_format", "control_socket_disable", "wsgi_app")}
+       "accesslog", "errorlog", "access_log_format", "control_socket_disable", "wsgi_app",
+       "forwarded_allow_ips", "secure_scheme_headers")}
 out["pool_threads"] = os.environ["RESTENGINE_THREADS"]
 out["hooks"] = sorted(k for k in ("on_starting", "post_fork", "worker_exit") if callable(ns.get(k)))
 out["pymongo_imported"] = "pymongo" in sys.modules
@@ -69,6 +70,15 @@ def test_defaults_are_gthread_sized_from_the_cpus() -> None:
     assert conf["wsgi_app"] == "restengine.wsgi:app"
     assert conf["pymongo_imported"] is False, "the config imports no driver before the worker class is settled"
     assert conf["heavy_imported"] == [], "nor Flask, Redis or the app"
+
+
+def test_gunicorn_trusts_forwarded_headers_only_as_the_app_does() -> None:
+    """gunicorn's own X-Forwarded-Proto handling follows RESTENGINE_PROXY_COUNT (by default it trusts 127.0.0.1)."""
+    alone = load()
+    assert alone["forwarded_allow_ips"] == "" and alone["secure_scheme_headers"] == {}, "no proxy: trust nobody"
+    behind = load(RESTENGINE_PROXY_COUNT="1")
+    assert behind["forwarded_allow_ips"] == "*", "the app's ProxyFix trusts the nearest hop whatever its address"
+    assert behind["secure_scheme_headers"] == {"X-FORWARDED-PROTO": "https"}, "only the header nginx overwrites"
 
 
 def test_environment_overrides_the_process_model() -> None:

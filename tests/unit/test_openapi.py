@@ -57,6 +57,7 @@ from restengine.api.openapi import Mount, build_document, ecma_pattern, nullable
 from restengine.errors import InputError
 from restengine.ops.processes import free_port
 from tests.integration.api_helpers import legacy_registry
+from tests.keys import TEST_SECRET
 from tests.openapi_contract import Contract
 
 CLOSED = f"mongodb://127.0.0.1:{free_port()}/nowhere?directConnection=true"
@@ -123,7 +124,7 @@ def test_registering_rebuilds_the_document() -> None:
         name = StringField()
 
     app = Flask("t")
-    api = Api(app, secret_key="s")
+    api = Api(app, secret_key=TEST_SECRET)
     api.register(Gadget)
     client = app.test_client()
     first = client.get("/openapi.json").get_json()
@@ -136,11 +137,11 @@ def test_registering_rebuilds_the_document() -> None:
 
 def test_openapi_path_moves_or_turns_off_the_document() -> None:
     moved = Flask("moved")
-    Api(moved, secret_key="s", openapi_path="/spec.json")
+    Api(moved, secret_key=TEST_SECRET, openapi_path="/spec.json")
     assert moved.test_client().get("/openapi.json").status_code == 404
     assert moved.test_client().get("/spec.json").get_json()["paths"]["/spec.json"]
     off = Flask("off")
-    api = Api(secret_key="s", openapi_path=None)
+    api = Api(secret_key=TEST_SECRET, openapi_path=None)
     api.docs_path = None  # a documentation page would need the document
     api.init_app(off)
     assert off.test_client().get("/openapi.json").status_code == 404
@@ -207,14 +208,35 @@ def test_legacy_keys_formats_and_references(spec: dict[str, Any]) -> None:
     subject = s["Comment"]["properties"]["subject"]
     assert subject["required"] == ["_cls", "id"] and "object" in subject["type"]
     classes = s["CommentCreate"]["properties"]["subject"]["properties"]["_cls"]["enum"]
-    assert {"Customer", "Order", "Shape.Circle", "Book"} <= set(classes), "any class MongoEngine resolves"
+    assert {"Customer", "Order", "Shape.Circle", "Book"} <= set(classes), "any served class"
     assert "Review" not in classes, "not an embedded document"
+    assert "OaKitchen" not in classes, "a Document class MongoEngine knows but this API does not serve"
     assert s["Order"]["properties"]["shipping"]["anyOf"][0] == {"$ref": "#/components/schemas/Address"}
     assert s["OrderPatch"]["properties"]["shipping"]["anyOf"][0] == {"$ref": "#/components/schemas/AddressPatch"}
     item_id = spec["paths"]["/api/customers/{id}"]["parameters"][0]
     assert item_id["in"] == "path" and item_id["schema"]["not"] == {"const": "_bulk"}, "/customers/_bulk is not an id"
     expand = parameters(spec, "/api/orders")["expand"]["schema"]["items"]["enum"]
     assert expand == ["customer", "lines.product"]
+
+
+def test_only_served_classes_and_their_subclasses_may_be_referenced() -> None:
+    from tests.legacy_models import Circle, Comment, Customer, Shape
+
+    with legacy_registry():
+        api = Api(secret_key=TEST_SECRET)
+        comments = api.register(Comment)
+        shapes = api.register(Shape)  # its subclasses are served through it
+        assert api.resource_for(Circle) is shapes and api.resource_for(Customer) is None
+        spec = build_document(api)
+        validate(spec)
+        subject = schemas(spec)["CommentCreate"]["properties"]["subject"]["properties"]["_cls"]
+        assert subject == {"enum": ["Comment", "Shape", "Shape.Circle", "Shape.Square"]}
+        circle = {"_cls": "Shape.Circle", "id": str(ObjectId())}
+        built = writes.build(comments, {"body": "b", "subject": circle})
+        assert built._data["subject"]["_ref"].id == ObjectId(circle["id"]), "accepted (existence is checked later)"
+        with pytest.raises(InputError) as refused:
+            writes.build(comments, {"body": "b", "subject": {"_cls": "Customer", "id": "ABC123"}})
+        assert refused.value.errors == {"subject": "'Customer' is not a class this API serves"}
 
 
 def test_inheritance_is_one_of_the_classes_by_cls(spec: dict[str, Any]) -> None:
@@ -298,7 +320,7 @@ class OaSecret(Document):
 
 
 def options_spec(**options: Any) -> dict[str, Any]:
-    api = Api(secret_key="s")
+    api = Api(secret_key=TEST_SECRET)
     api.register(OaSecret, **options)
     spec = build_document(api, Mount())
     validate(spec)
@@ -424,8 +446,9 @@ class OaKitchen(Document):
 
 @pytest.fixture(scope="module")
 def kitchen() -> Contract:
-    api = Api(secret_key="s")
+    api = Api(secret_key=TEST_SECRET)
     api.register(OaKitchen)
+    api.register(OaTarget)  # a reference reads as the id or, expanded, the item of a served class
     spec = build_document(api)
     validate(spec)
     return Contract(spec)
@@ -490,17 +513,19 @@ def test_the_read_schemas_map_each_type(kitchen: Contract) -> None:
     assert props["target"]["anyOf"][0] == {
         "type": "string",
         "pattern": "^-?[0-9]+$",
-        "x-reference": "OaTarget",
-        "description": "The id of the referenced OaTarget (`OaTarget`).",
+        "x-reference": "oa_targets",
+        "description": "The id of the referenced OaTarget (`oa_targets`).",
     }
+    assert props["target"]["anyOf"][1] == {"$ref": "#/components/schemas/OaTarget"}
     # codec reads a missing DecimalField with a constant default as the raw stored float, not a string
     assert {"const": 1.5} in props["amount"]["anyOf"]
 
 
 def accepted(body: dict[str, Any]) -> bool:
     """Whether the service's own write path takes ``body`` (conversion, then the Document's validation)."""
-    api = Api(secret_key="s")
+    api = Api(secret_key=TEST_SECRET)
     resource = api.register(OaKitchen)
+    api.register(OaTarget)  # only a served class may be referenced
     try:
         doc = writes.build(resource, body)
         doc.validate()

@@ -7,7 +7,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from bson import Decimal128, ObjectId
+from bson import Binary, DBRef, Decimal128, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson.code import Code
 from mongoengine import (
     DateTimeField,
     DictField,
@@ -32,7 +33,11 @@ from restengine.api.pagination import (
     parse_sort,
     sort_values,
 )
+from restengine.config import ConfigError
 from restengine.errors import InvalidParameter
+from tests.keys import OTHER_SECRET, TEST_SECRET
+
+SECRET = TEST_SECRET.encode()
 
 
 class PgAddress(EmbeddedDocument):
@@ -186,7 +191,7 @@ SORT = [("a", 1), ("b.c", -1), ("_id", 1)]
 
 
 def test_cursor_round_trips_bson_values() -> None:
-    codec = CursorCodec(b"s3cret")
+    codec = CursorCodec(SECRET, "things")
     values: list[Any] = [
         ObjectId(),
         dt.datetime(2024, 2, 29, 13, 45, 7, 123000),
@@ -206,7 +211,7 @@ def test_cursor_round_trips_bson_values() -> None:
 
 
 def test_cursor_datetime_is_naive_utc() -> None:
-    codec = CursorCodec(b"k")
+    codec = CursorCodec(SECRET, "things")
     aware = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert codec.decode(codec.encode([("_id", 1)], [aware]), [("_id", 1)]) == [dt.datetime(2024, 1, 1, 10)]
 
@@ -218,20 +223,20 @@ def _flip(token: str, index: int) -> str:
 
 
 def test_tampered_cursors_are_refused() -> None:
-    codec = CursorCodec(b"s3cret")
+    codec = CursorCodec(SECRET, "things")
     token = codec.encode(SORT, [1, "x", ObjectId()])
     size = len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     for index in (0, 15, 16, 20, size - 1):
         error = refused("cursor", codec.decode, _flip(token, index), SORT)
         assert error.errors == {"cursor": ["invalid or tampered cursor"]}
-    refused("cursor", CursorCodec(b"other").decode, token, SORT)
+    refused("cursor", CursorCodec(OTHER_SECRET.encode(), "things").decode, token, SORT)
     last = token[-1]
     for bad in ("", "!!!!", token + "=", token[:-1] + ("A" if last != "A" else "B"), token[:-1], "A" * 5000, "AAAAA"):
         refused("cursor", codec.decode, bad, SORT)
 
 
 def test_cursor_for_another_sort_is_refused() -> None:
-    codec = CursorCodec(b"s3cret")
+    codec = CursorCodec(SECRET, "things")
     token = codec.encode(SORT, [1, "x", ObjectId()])
     error = refused("cursor", codec.decode, token, [("a", -1), ("b.c", -1), ("_id", 1)])
     assert error.errors == {"cursor": ["cursor does not match the requested sort"]}
@@ -240,7 +245,53 @@ def test_cursor_for_another_sort_is_refused() -> None:
 
 def test_empty_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError):
-        CursorCodec(b"")
+        CursorCodec(b"", "things")
+
+
+def test_a_short_secret_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        CursorCodec(b"x" * 31, "things")
+    CursorCodec(b"x" * 32, "things")
+
+
+def test_a_cursor_is_bound_to_its_resource() -> None:
+    token = CursorCodec(SECRET, "books").encode(SORT, [1, "x", ObjectId()])
+    error = refused("cursor", CursorCodec(SECRET, "authors").decode, token, SORT)
+    assert error.errors == {"cursor": ["invalid or tampered cursor"]}
+    assert CursorCodec(SECRET, "books").decode(token, SORT)[:2] == [1, "x"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"$regex": "^"},
+        {"$gt": ""},
+        {"x": 1},
+        [1, 2],
+        [{"$ne": None}],
+        Regex("^", "i"),
+        Code("return true"),
+        MinKey(),
+        MaxKey(),
+        Timestamp(0, 0),
+        DBRef("c", {"$gt": ""}),
+        DBRef("c", 1, extra={"$regex": "^"}),
+    ],
+    ids=repr,
+)
+def test_a_validly_signed_cursor_carrying_an_operator_or_container_is_refused(value: Any) -> None:
+    """Even signed with the real secret (a leaked or guessed one), a value is never an operator or container."""
+    codec = CursorCodec(SECRET, "things")
+    token = codec.encode(SORT, [1, value, ObjectId()])
+    error = refused("cursor", codec.decode, token, SORT)
+    assert error.errors == {"cursor": ["invalid or tampered cursor"]}
+
+
+def test_plain_values_and_plain_dbrefs_are_accepted() -> None:
+    codec = CursorCodec(SECRET, "things")
+    values: list[Any] = [True, 1.5, b"\x00\x01", Binary(b"ab", 128), DBRef("authors", ObjectId()), ObjectId()]
+    sort = [(f"k{i}", 1) for i in range(len(values))]
+    assert codec.decode(codec.encode(sort, values), sort) == values
 
 
 # --- next_url / link_header ------------------------------------------------------------------

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import hmac
 import re
+import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import bson
+from bson import DBRef, Decimal128, ObjectId
 from bson.binary import UuidRepresentation
+from bson.code import Code
 from bson.codec_options import CodecOptions
 from bson.errors import BSONError
 from mongoengine import fields as mf
@@ -32,6 +36,7 @@ from mongoengine.base import BaseField
 
 from restengine.api.fields import field_type
 from restengine.api.model import FieldPath, UnknownField, pk_name, resolve
+from restengine.config import check_secret
 from restengine.errors import InvalidParameter
 
 SortKey = tuple[str, int]
@@ -162,27 +167,40 @@ def keyset_filter(sort: Sequence[SortKey], values: Sequence[Any]) -> dict[str, A
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD, tz_aware=False)
 _MAC_SIZE = 16
-_MAC_CONTEXT = b"restengine.cursor.v1\x00"
+_MAC_CONTEXT = b"restengine.cursor.v2\x00"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,4096}")
+# What a sort value may be: a plain BSON scalar. Never a document or an array (either could be, or hold,
+# an operator such as {"$regex": ...} once the value is put into the keyset filter), nor a regex or code.
+_PLAIN = (type(None), bool, int, float, str, bytes, datetime.datetime, ObjectId, uuid.UUID, Decimal128)
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether a decoded cursor value is a plain value a query can only compare with, never an operator."""
+    if isinstance(value, DBRef):  # a ReferenceField(dbref=True): exactly $ref, $id (plain) and maybe $db
+        return set(value.as_doc()) <= {"$ref", "$id", "$db"} and _is_plain(value.id)
+    return isinstance(value, _PLAIN) and not isinstance(value, Code)  # Code is a str
 
 
 class CursorCodec:
     """Opaque, tamper-evident cursors: ``base64url(hmac[:16] + bson({"s": sort, "v": values}))``.
 
-    Every instance serving a resource must share the same ``secret``. Values
-    round-trip as BSON (ObjectId, datetime as naive UTC at millisecond
-    precision, UUID, Decimal128, ...); the filter built from decoded values
-    needs a client with ``uuidRepresentation="standard"`` when UUIDs sort.
-    A cursor carries a position only, not the filter it was made for.
+    A cursor is bound to the resource it was issued for: ``resource`` (its URL
+    name) is part of what the MAC signs, so a cursor of one resource is refused
+    by every other, whatever the sort. Every instance serving a resource must
+    share the same ``secret`` (at least 32 bytes; shorter raises
+    :class:`~restengine.config.ConfigError`). Values round-trip as BSON
+    (ObjectId, datetime as naive UTC at millisecond precision, UUID,
+    Decimal128, ...) and must be plain scalars; the filter built from decoded
+    values needs a client with ``uuidRepresentation="standard"`` when UUIDs
+    sort. A cursor carries a position only, not the filter it was made for.
     """
 
-    def __init__(self, secret: bytes) -> None:
-        if not secret:
-            raise ValueError("the cursor secret must not be empty")
-        self._secret = secret
+    def __init__(self, secret: bytes, resource: str) -> None:
+        self._secret = check_secret(secret, "the cursor secret")
+        self._context = _MAC_CONTEXT + resource.encode("utf-8") + b"\x00"
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, _MAC_CONTEXT + payload, hashlib.sha256).digest()[:_MAC_SIZE]
+        return hmac.new(self._secret, self._context + payload, hashlib.sha256).digest()[:_MAC_SIZE]
 
     def encode(self, sort: Sequence[SortKey], values: Sequence[Any]) -> str:
         """The token for the position ``values`` in ``sort`` (raises ``bson.errors.InvalidDocument``)."""
@@ -190,7 +208,12 @@ class CursorCodec:
         return base64.urlsafe_b64encode(self._mac(payload) + payload).rstrip(b"=").decode("ascii")
 
     def decode(self, token: str, sort: Sequence[SortKey]) -> list[Any]:
-        """The values in ``token``; raises :class:`InvalidParameter` ("cursor") unless it is ours and for ``sort``."""
+        """The values in ``token``: plain values, one per key of ``sort``.
+
+        Raises :class:`InvalidParameter` ("cursor") unless the token is ours,
+        for this resource and for ``sort``, and every value is a plain scalar
+        (no document, array, regex or code: nothing that could act as an operator).
+        """
         invalid = InvalidParameter("cursor", "invalid or tampered cursor")
         if not _TOKEN.fullmatch(token):
             raise invalid
@@ -211,6 +234,8 @@ class CursorCodec:
             raise invalid from None
         if stored != [(k, d) for k, d in sort] or len(values) != len(stored):
             raise InvalidParameter("cursor", "cursor does not match the requested sort")
+        if not all(_is_plain(value) for value in values):
+            raise invalid
         return values
 
 

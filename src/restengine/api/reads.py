@@ -9,7 +9,7 @@ per expanded field for the whole page, never one per item.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bson import DBRef
@@ -48,8 +48,17 @@ def parse_fields(resource: Resource, text: str | None) -> frozenset[str]:
     return frozenset(names) | {resource.pk}
 
 
-def parse_expand(resource: Resource, text: str | None, fields: frozenset[str], lookup: Any) -> list[Expansion]:
-    """``?expand=author,lines.product``; ``lookup(doc_cls)`` gives the target's Resource."""
+def parse_expand(
+    resource: Resource, text: str | None, fields: frozenset[str], lookup: Callable[[type[Any]], Resource | None]
+) -> list[Expansion]:
+    """``?expand=author,lines.product``; ``lookup(doc_cls)`` gives the target's Resource, ``None`` if not served.
+
+    Only a reference among the exposed fields whose target class is served can be
+    expanded, and the target is decoded with its own resource's rules. Anything
+    else (an unknown, hidden or non-reference field, a reference to a class the
+    API does not serve) gets the same message, so the answer reveals nothing the
+    resource does not show.
+    """
     expansions: list[Expansion] = []
     for param in (p.strip() for p in (text or "").split(",")):
         if not param:
@@ -57,12 +66,17 @@ def parse_expand(resource: Resource, text: str | None, fields: frozenset[str], l
         try:
             path, target_cls = resource.reference_target(param.replace(".", "__"))
         except UnknownField:
-            raise InvalidParameter("expand", f"{param!r} is not a reference field") from None
-        if path.attr_path[0] not in fields or path.attr_path[0] in resource.hidden:
+            path, target_cls = None, None
+        target = None
+        if path is not None and path.attr_path[0] in resource.exposed:
+            target = lookup(target_cls)
+        if path is None or target is None:
+            raise InvalidParameter("expand", f"{param!r} is not a reference this resource can expand")
+        if path.attr_path[0] not in fields:
             raise InvalidParameter("expand", f"{param!r} is not among the returned fields")
         if any(e.param == param for e in expansions):
             raise InvalidParameter("expand", f"{param!r} given twice")
-        expansions.append(Expansion(param, path, lookup(target_cls)))
+        expansions.append(Expansion(param, path, target))
     if len(expansions) > 5:
         raise InvalidParameter("expand", "at most 5 fields")
     return expansions

@@ -99,7 +99,7 @@ class Api:
 
         Raises ``ValueError`` for an unknown option field or a URL name taken by another class.
         """
-        resource = Resource(doc_cls, ResourceOptions(**options))
+        resource = Resource(doc_cls, ResourceOptions(**options), self.resource_for)
         taken = self.resources.get(resource.name)
         if taken is not None and taken.doc_cls is not doc_cls:
             raise ValueError(f"{doc_cls.__name__}: the name {resource.name!r} is taken by {taken.doc_cls.__name__}")
@@ -119,10 +119,19 @@ class Api:
         name = module if isinstance(module, str) else module.__name__
         return [self.register(cls) for cls in load_documents([name])]
 
-    def resource_for(self, doc_cls: type[Any]) -> Resource:
-        """The registered resource of ``doc_cls``, else a default one (e.g. an expanded reference's target)."""
-        resource = self._by_class.get(doc_cls)
-        return resource if resource is not None else Resource(doc_cls, ResourceOptions())
+    def resource_for(self, doc_cls: type[Any]) -> Resource | None:
+        """The resource serving ``doc_cls``, or ``None`` when this API does not serve it.
+
+        That is the class's own registered resource, else the nearest registered
+        ancestor whose resource lists it (a subclass sharing its collection,
+        ``allow_inheritance``). Only what this returns may be expanded, referenced
+        by a write, or described in the OpenAPI document.
+        """
+        for cls in getattr(doc_cls, "__mro__", ()):
+            resource = self._by_class.get(cls)
+            if resource is not None and (cls is doc_cls or doc_cls._class_name in cls._subclasses):
+                return resource
+        return None
 
     def secret(self) -> bytes:
         """The cursor-signing key; raises :class:`ConfigError` when ``Api`` was given none."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -29,10 +29,18 @@ class Resource:
 
     Raises ``ValueError`` at registration when an option names a field the
     class does not have, so a typo fails at start-up, not per request.
+    ``lookup`` gives the resource of the same API serving a class, or ``None``
+    (``Api.resource_for``); without one, no class counts as served.
     """
 
-    def __init__(self, doc_cls: type[Any], options: ResourceOptions) -> None:
+    def __init__(
+        self,
+        doc_cls: type[Any],
+        options: ResourceOptions,
+        lookup: Callable[[type[Any]], Resource | None] | None = None,
+    ) -> None:
         self.doc_cls = doc_cls
+        self._lookup = lookup
         self.options = options
         self.name = options.name or default_name(doc_cls)
         self.collection_name: str = doc_cls._get_collection_name()
@@ -55,6 +63,10 @@ class Resource:
         self.filterable = self._filterable()
         for path in options.sortable or ():
             self._check_path(path)
+
+    def serves(self, doc_cls: type[Any]) -> bool:
+        """Whether the API of this resource serves ``doc_cls``: what a write through it may refer to."""
+        return self._lookup is not None and self._lookup(doc_cls) is not None
 
     def stored_pk(self, pk: Any) -> Any:
         """A primary key as the database stores it (a string for ``UUIDField(binary=False)``)."""

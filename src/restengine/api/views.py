@@ -246,7 +246,7 @@ class Views:
         count = args.get("count")
         if count not in (None, "exact", "estimated"):
             raise InvalidParameter("count", "must be exact or estimated")
-        codec = pagination.CursorCodec(self.api.secret())
+        codec = pagination.CursorCodec(self.api.secret(), resource.name)
         after = None
         if "cursor" in args:
             after = pagination.keyset_filter(sort, codec.decode(args["cursor"], sort))

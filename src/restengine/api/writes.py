@@ -10,6 +10,7 @@ needed and none is written.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,14 +19,24 @@ import mongoengine
 from bson import DBRef, ObjectId
 from mongoengine import fields as mf
 from mongoengine import signals
+from mongoengine.base.common import _document_registry
 from mongoengine.errors import OperationError, SaveConditionError
 from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from restengine.api.codec import input_values, pk_value
-from restengine.api.model import conjunction, pk_name
+from restengine.api.model import conjunction, embedded_type, item_field, pk_name
 from restengine.api.resource import Resource
-from restengine.errors import Conflict, InputError, NotFound, PreconditionFailed
+from restengine.errors import (
+    Conflict,
+    InputError,
+    NotFound,
+    PreconditionFailed,
+    duplicate_message,
+    unique_index_fields,
+)
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- building documents
 
@@ -49,7 +60,7 @@ def build(resource: Resource, body: Any) -> Any:
     cls = _document_class(resource, body)
     body = _pk_alias(cls, body)
     fields = {k: v for k, v in body.items() if k != "id"}
-    values, errors = input_values(cls, fields, resource.writable)
+    values, errors = input_values(cls, fields, resource.writable, served=resource.serves)
     doc = None
     if not errors:
         try:
@@ -84,22 +95,26 @@ def _pk_alias(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _references(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], DBRef]]:
-    """Every (field path, DBRef) a document and its embedded documents refer to.
+Reference = tuple[tuple[str, ...], DBRef, Any]  # (field path, DBRef, the referenced class or None)
+
+
+def _references(doc: Any, prefix: tuple[str, ...] = ()) -> list[Reference]:
+    """Every (field path, DBRef, referenced class) a document and its embedded documents refer to.
 
     Paths include list positions (``("lines", "0", "product")``), like
-    MongoEngine's ``ValidationError.to_dict()``.
+    MongoEngine's ``ValidationError.to_dict()``. The class is ``None`` when
+    MongoEngine knows none by the stored name.
     """
-    found: list[tuple[tuple[str, ...], DBRef]] = []
+    found: list[Reference] = []
     for name, field in doc._fields.items():
         value = doc._data.get(name)
         elements = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
         for position, element in elements:
             path = (*prefix, name) if position is None else (*prefix, name, str(position))
             if isinstance(element, DBRef):
-                found.append((path, element))
+                found.append((path, element, getattr(item_field(field), "document_type", None)))
             elif isinstance(element, dict) and isinstance(element.get("_ref"), DBRef):
-                found.append((path, element["_ref"]))
+                found.append((path, element["_ref"], _document_registry.get(str(element.get("_cls")))))
             elif isinstance(element, mongoengine.EmbeddedDocument):
                 found += _references(element, path)
             elif (
@@ -107,7 +122,7 @@ def _references(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str,
                 and isinstance(field, (mf.ReferenceField, mf.GenericReferenceField, mf.ListField))
                 and element.pk is not None
             ):
-                found.append((path, DBRef(element._get_collection_name(), element.pk)))
+                found.append((path, DBRef(element._get_collection_name(), element.pk), type(element)))
     return found
 
 
@@ -117,10 +132,20 @@ def _nest(errors: dict[str, Any], path: tuple[str, ...], message: str) -> None:
     errors[path[-1]] = message
 
 
-def check_references(docs: Sequence[Any]) -> dict[int, dict[str, Any]]:
-    """Errors for references to documents that do not exist: one query per referenced collection."""
+def check_references(
+    docs: Sequence[Any], served: Callable[[type[Any]], bool] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Errors for references to documents that do not exist: one query per referenced collection.
+
+    With ``served``, only references to served classes are looked up. A body cannot set a
+    reference to another class (parsing refuses any id of it alike), so those are stored
+    values left unchanged, and no answer may depend on whether their documents exist.
+    """
     wanted: dict[tuple[str, str], set[Any]] = defaultdict(set)
-    refs = [_references(doc) for doc in docs]
+    refs = [
+        [(path, ref) for path, ref, cls in _references(doc) if served is None or (cls is not None and served(cls))]
+        for doc in docs
+    ]
     for doc, doc_refs in zip(docs, refs, strict=True):
         database = doc._get_db().name
         for _, ref in doc_refs:
@@ -139,9 +164,10 @@ def check_references(docs: Sequence[Any]) -> dict[int, dict[str, Any]]:
     return errors
 
 
-def validate(docs: Sequence[Any]) -> None:
+def validate(docs: Sequence[Any], served: Callable[[type[Any]], bool] | None = None) -> None:
     """Reference checks, then each Document's own ``validate()`` (which runs ``clean()``).
 
+    ``served``: which referenced classes are checked (see :func:`check_references`).
     Raises :class:`InputError` with errors keyed by field (one document) or by
     index (several).
     """
@@ -153,7 +179,7 @@ def validate(docs: Sequence[Any]) -> None:
             errors[index] = exc.to_dict() or {"": exc.message}
         except ArithmeticError as exc:  # a field's own checks on a value it cannot represent
             errors[index] = {"": str(exc) or type(exc).__name__}
-    for index, missing in check_references(docs).items():
+    for index, missing in check_references(docs, served).items():
         errors[index] = {**missing, **errors.get(index, {})}  # the Document's own message wins
     if errors:
         raise InputError(errors[0] if len(docs) == 1 else {str(i): e for i, e in sorted(errors.items())})
@@ -183,6 +209,49 @@ def create(resource: Resource, body: Any) -> Any:
     doc.save(force_insert=True, validate=False)
     _hook(resource, "after_create", doc)
     return doc
+
+
+DUPLICATE_KEY = (11000, 11001)
+"""The server's codes for a unique-index violation."""
+
+
+def unique_fields(resource: Resource, error: Mapping[str, Any] | None) -> list[str] | None:
+    """The fields, as the client names them, of the unique index a duplicate-key ``error`` names.
+
+    ``error`` is a write error or ``DuplicateKeyError.details``. ``None`` when
+    the server does not say, or when some field of the index is one the client
+    does not see (hidden, or not a field of the resource): nothing is told then.
+    ``_id`` is ``id``; a path into embedded documents is dotted (``shipping.city``).
+    """
+    paths = unique_index_fields(error)
+    if not paths:
+        return None
+    classes = [resource.doc_cls, *(mongoengine.base.get_document(n) for n in resource.doc_cls._subclasses)]
+    names: list[str] = []
+    for path in paths:
+        if path == "_id":
+            names.append("id")
+            continue
+        name = next((n for n in (_attribute_path(cls, path) for cls in classes) if n is not None), None)
+        if name is None or name[0] not in resource.exposed:
+            return None
+        names.append(".".join(name))
+    return names
+
+
+def _attribute_path(doc_cls: type[Any], path: str) -> list[str] | None:
+    """The attribute names along a stored dotted path, through embedded documents; ``None`` if it is no field."""
+    names: list[str] = []
+    current: type[Any] | None = doc_cls
+    for part in path.split("."):
+        if current is None:
+            return None
+        name = next((n for n, f in current._fields.items() if f.db_field == part and n != "_cls"), None)
+        if name is None:
+            return None
+        names.append(name)
+        current = embedded_type(current._fields[name])
+    return names
 
 
 def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
@@ -216,9 +285,13 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
         written = int(exc.details.get("nInserted", 0))
         if written:
             resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
-        codes = {error.get("code") for error in exc.details.get("writeErrors", [])}
-        if codes & {11000, 11001}:
-            raise Conflict("A document violates a unique index; nothing was inserted.") from exc
+        duplicates = [e for e in exc.details.get("writeErrors", []) if e.get("code") in DUPLICATE_KEY]
+        if duplicates:
+            fields = unique_fields(resource, duplicates[0])
+            message = duplicate_message(fields)
+            position = str(duplicates[0].get("index"))
+            errors = {name: "must be unique" for name in fields} if fields else {"": message}
+            raise Conflict(f"{message} Nothing was inserted.", errors={position: errors}) from None
         raise
     signals.post_bulk_insert.send(resource.doc_cls, documents=docs, loaded=False)
     for doc in docs:
@@ -261,7 +334,7 @@ def apply(resource: Resource, raw: dict[str, Any], target: Mapping[str, Any], re
         elif name not in resource.writable and (name not in resource.exposed or value != representation.get(name)):
             errors[name] = "unknown or read-only field"
     changes = {n: v for n, v in target.items() if n in resource.writable and v != representation.get(n)}
-    values, value_errors = input_values(type(doc), changes, resource.writable)
+    values, value_errors = input_values(type(doc), changes, resource.writable, served=resource.serves)
     errors.update(value_errors)
     if errors:
         raise InputError(errors)
@@ -280,7 +353,7 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     Never creates a document: if it was deleted meanwhile the answer is 404,
     and if it changed meanwhile (conditional) 412.
     """
-    validate([doc])
+    validate([doc], resource.serves)
     _hook(resource, "before_update", doc)
     condition = unchanged_since(raw) if conditional else {}
     try:
@@ -293,6 +366,9 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     return doc
 
 
+REFERRED_TO = "Other items refer to this one; it cannot be deleted while they do."
+
+
 def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> None:
     """Delete through MongoEngine (delete rules, signals); compare-and-set when ``conditional``."""
     doc = resource.doc_cls._from_son(raw)
@@ -300,10 +376,11 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     query = {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})}
     try:
         deleted = resource.doc_cls.objects(__raw__=query).delete()
-    except OperationError as exc:
+    except OperationError:
         # QuerySet.delete raises OperationError only for a DENY rule (checked before
-        # anything is written); the other rules' updates never raise it.
-        raise Conflict(f"Other documents refer to this one: {exc}") from None
+        # anything is written); the other rules' updates never raise it. Its message
+        # names a Document class and its field, which the client may not see: not sent.
+        raise Conflict(REFERRED_TO) from None
     if not deleted:
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
@@ -387,7 +464,7 @@ def plan_bulk(
     docs = [o.doc for o in plan if o.op != "delete"]
     if docs and not errors:
         try:
-            validate(docs)
+            validate(docs, resource.serves)
         except InputError as exc:
             failed = exc.errors if len(docs) > 1 else {"0": exc.errors}
             writes = [o for o in plan if o.op != "delete"]
@@ -416,7 +493,7 @@ def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, A
         }
         for op in deletes:
             if op.pk in referenced:
-                errors[str(op.index)] = {"id": f"{ref_cls.__name__}.{field_name} refers to it"}
+                errors[str(op.index)] = {"id": "other items refer to it"}  # never the referring class or field
     return errors
 
 
@@ -448,8 +525,13 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
             resource.collection().bulk_write(requests, ordered=ordered)
     except BulkWriteError as exc:
         for error in exc.details.get("writeErrors", []):
-            status = 409 if error.get("code") in (11000, 11001) else 422
-            failed[positions[error["index"]]] = {"status": status, "error": error.get("errmsg", "write failed")}
+            # The server's errmsg names the collection, the index, stored fields and values: never sent.
+            if error.get("code") in DUPLICATE_KEY:
+                outcome = {"status": 409, "error": duplicate_message(unique_fields(resource, error))}
+            else:
+                log.info("bulk write error on %s: %s", resource.name, error.get("errmsg"))
+                outcome = {"status": 422, "error": "The database refused this operation."}
+            failed[positions[error["index"]]] = outcome
         if ordered and failed:
             executed = min(failed)
     results: list[dict[str, Any]] = []

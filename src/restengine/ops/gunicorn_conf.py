@@ -27,7 +27,7 @@ elif worker_class != "gthread":
     raise SystemExit(f"RESTENGINE_WORKER_CLASS: expected gthread or gevent, got {worker_class!r}")
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -35,8 +35,8 @@ def _env_int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SystemExit(f"{name}: expected an integer, got {raw!r}") from None
-    if value < 1:
-        raise SystemExit(f"{name}: must be >= 1, got {value}")
+    if value < minimum:
+        raise SystemExit(f"{name}: must be >= {minimum}, got {value}")
     return value
 
 
@@ -57,6 +57,17 @@ os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "ge
 os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
 preload_app = os.environ.get("RESTENGINE_PRELOAD", "").lower() in {"1", "true", "yes"}
+
+# Forwarded headers are trusted exactly as the app trusts them (RESTENGINE_PROXY_COUNT, werkzeug's
+# ProxyFix, which sets the scheme, host and client address). With no proxy in front, gunicorn must not
+# turn a client's X-Forwarded-Proto into https either: it trusts no address (by default it trusts
+# 127.0.0.1, and any UNIX socket peer) and reads no scheme header. Behind proxies, the app's ProxyFix
+# trusts the nearest hops whatever their address (nginx in docker-compose is not 127.0.0.1), so gunicorn
+# trusts any address too, but reads only X-Forwarded-Proto, the one scheme header the bundled nginx
+# overwrites: X-Forwarded-Ssl or X-Forwarded-Protocol from a client are passed on by nginx untouched.
+_proxy_count = _env_int("RESTENGINE_PROXY_COUNT", 0, minimum=0)
+forwarded_allow_ips = "*" if _proxy_count else ""
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"} if _proxy_count else {}
 
 # Longer than nginx's upstream keepalive_timeout (60s in restengine/ops/nginx.conf.template),
 # so gunicorn never closes a kept-alive connection nginx is about to reuse.

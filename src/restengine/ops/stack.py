@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from restengine import db
-from restengine.config import DEMO_MODULE
+from restengine.config import DEMO_MODULE, check_secret
 from restengine.ops.dbserver import HOST, DatabaseServer
 from restengine.ops.processes import Managed, ProcessError, port_open, which
 from restengine.ops.settings import StackSettings
@@ -52,8 +52,10 @@ def gunicorn_config() -> str:
 def local_secret(settings: StackSettings) -> StackSettings:
     """Settings with a secret key: ``RESTENGINE_SECRET_KEY``, else one kept in the data directory.
 
-    The file is created once with a random value (mode 0600) and reused, so
-    every local instance and every restart signs cursors alike.
+    The file is created once with a random value (43 characters, mode 0600) and
+    reused, so every local instance and every restart signs cursors alike.
+    Raises :class:`~restengine.config.ConfigError` naming the file when what it
+    holds is shorter than 32 bytes (it was edited by hand).
     """
     if settings.secret_key:
         return settings
@@ -65,7 +67,9 @@ def local_secret(settings: StackSettings) -> StackSettings:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32))
-    return _with(settings, secret_key=path.read_text().strip())
+    secret = path.read_text().strip()
+    check_secret(secret, str(path))
+    return _with(settings, secret_key=secret)
 
 
 def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:

@@ -204,12 +204,16 @@ class Components(Protocol):
         """The component name of an EmbeddedDocument class: ``read``, ``write`` or ``patch`` mode."""
         ...
 
-    def reference_label(self, target: type[Any]) -> str:
-        """How the document names a referenced Document class (its resource's name, else the class name)."""
+    def reference_label(self, target: type[Any]) -> str | None:
+        """The name of the resource serving a referenced Document class; ``None`` when none serves it."""
         ...
 
-    def item_component(self, target: type[Any]) -> str:
-        """The component name of ``target``'s items as responses hold them."""
+    def item_component(self, target: type[Any]) -> str | None:
+        """The component name of ``target``'s items as responses hold them; ``None`` when no resource serves it."""
+        ...
+
+    def served_classes(self) -> list[str]:
+        """The ``_cls`` names of every served Document class (what a generic reference may be set to), sorted."""
         ...
 
 

@@ -7,7 +7,9 @@ the per-class plans (:func:`plan`) and the object-level conversions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import mongoengine
@@ -186,6 +188,31 @@ def _named_class(value: Mapping[str, Any]) -> Any:
 
 # ---------------------------------------------------------------- references
 
+NOT_SERVED = "cannot refer to documents this API does not serve"
+
+# Which Document classes a body being parsed may refer to: set by ``input_values(served=...)``
+# for the whole (nested) parse; ``None`` outside one: every class.
+_served: ContextVar[Callable[[type[Any]], bool] | None] = ContextVar("restengine_served", default=None)
+
+
+@contextmanager
+def _referring(served: Callable[[type[Any]], bool] | None) -> Iterator[None]:
+    if served is None:  # a nested parse keeps the outer rule
+        yield
+        return
+    token = _served.set(served)
+    try:
+        yield
+    finally:
+        _served.reset(token)
+
+
+def _check_served(target: type[Any]) -> None:
+    """Refuse a reference to a class the API does not serve, before looking at its id: one answer for any id."""
+    served = _served.get()
+    if served is not None and not served(target):
+        raise ValueError(NOT_SERVED)
+
 
 class ReferenceType(FieldType):
     """The referenced document's id: a string when read; ``?expand=`` makes it the referenced item."""
@@ -198,8 +225,12 @@ class ReferenceType(FieldType):
         return ref_id
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
-        """A DBRef, not checked here (``writes`` checks that the documents exist)."""
+        """A DBRef, not checked here (``writes`` checks that the documents exist).
+
+        Only to a served class: any id of an unserved one is refused the same way.
+        """
         target = field.document_type
+        _check_served(target)
         return DBRef(target._get_collection_name(), pk_value(target, str(expect((str, int), value, "an id"))))
 
     def parse_query(self, field: BaseField, text: str) -> Any:
@@ -216,21 +247,27 @@ class ReferenceType(FieldType):
         return query_schema(pk_field(field.document_type), in_list)
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
-        target = field.document_type
         schema = self._target_id(field, components, read=True)
-        if target._meta.get("abstract"):
-            return schema
-        return {"anyOf": [schema, ref(components.item_component(target))]}
+        item = components.item_component(field.document_type)
+        return schema if item is None else {"anyOf": [schema, ref(item)]}
 
     def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        if components.reference_label(field.document_type) is None:
+            return {"not": {}, "description": "Cannot be set: it refers to documents this API does not serve."}
         return self._target_id(field, components, read=False)
 
     def _target_id(self, field: BaseField, components: Components, *, read: bool) -> Schema:
-        """The referenced primary key's id schema (as read or as sent), labelled with the target."""
+        """The referenced primary key's id schema (as read or as sent), labelled with the target's resource.
+
+        A class no resource serves is neither named nor described: only its ids are read.
+        """
         target = field.document_type
         key = pk_field(target)
         schema = field_type(key).id_schema(key) if read else field_type(key).id_input(key)
         label = components.reference_label(target)
+        if label is None:
+            schema["description"] = "The id of the referenced document (not served by this API)."
+            return schema
         schema["x-reference"] = label
         what = "the referenced" if read else "an existing"
         schema["description"] = f"The id of {what} {target.__name__} (`{label}`)."
@@ -251,21 +288,40 @@ class GenericReferenceType(FieldType):
 
     classes = (mf.GenericReferenceField,)
     sortable = False
+    choices_in_schema = True  # ``choices`` are class names: they limit ``_cls``, not the object
 
     def decoder(self, field: BaseField) -> Converter:
         return _generic_ref
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         expect(dict, value, 'an object {"_cls": ..., "id": ...}')
-        target = _named_class(value)
+        target = _referable_class(value)
         found = DBRef(target._get_collection_name(), pk_value(target, str(value.get("id"))))
         return {"_cls": target._class_name, "_ref": found}  # MongoEngine's stored form
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
-        return _generic_reference(field, read=True)
+        return _generic_reference(field, components, read=True)
 
     def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
-        return _generic_reference(field, read=False)
+        return _generic_reference(field, components, read=False)
+
+
+def _referable_class(value: Mapping[str, Any]) -> Any:
+    """The Document class a generic reference names: an unknown class and an unserved one get one answer."""
+    name = value.get("_cls")
+    try:
+        target = get_document(str(name))
+    except mongoengine.errors.NotRegistered:
+        target = None
+    served = _served.get()
+    if (
+        target is None
+        or not issubclass(target, mongoengine.Document)
+        or target._meta.get("abstract")
+        or (served is not None and not served(target))
+    ):
+        raise ValueError(f"{name!r} is not a class this API serves")
+    return target
 
 
 def _generic_ref(value: Any) -> Any:
@@ -275,26 +331,20 @@ def _generic_ref(value: Any) -> Any:
     return {"_cls": value.get("_cls"), "id": None if stored is None else str(getattr(stored, "id", stored))}
 
 
-def _document_classes() -> list[str]:
-    """Every concrete Document class MongoEngine can resolve by name (what a generic reference may name)."""
-    from mongoengine.base.common import _document_registry
-
-    return sorted(
-        name
-        for name, cls in _document_registry.items()
-        if issubclass(cls, mongoengine.Document) and not cls._meta.get("abstract")
-    )
-
-
-def _generic_reference(field: BaseField, *, read: bool) -> Schema:
-    classes = [c if isinstance(c, str) else c._class_name for c in (field.choices or ())]
-    if not classes and not read:
-        classes = _document_classes()
-    cls_schema: Schema = {"enum": classes} if classes else {"type": "string"}
+def _generic_reference(field: BaseField, components: Components, *, read: bool) -> Schema:
+    """``{"_cls": ..., "id": ...}``: a stored one may name any class (of ``choices``); a written one a served class."""
+    choices = [c if isinstance(c, str) else c._class_name for c in (field.choices or ())]
+    served = components.served_classes()
+    cls_schema: Schema
+    if read:  # the names of unserved classes are not listed
+        cls_schema = {"enum": choices} if choices and set(choices) <= set(served) else {"type": "string"}
+    else:
+        cls_schema = {"enum": [c for c in choices if c in served] if choices else served}
     id_schema: Schema = {"type": "string"} if read else {"type": ["string", "integer"]}
+    what = "of any class" if read else "of a class this API serves"
     return {
         "type": "object",
-        "description": "A reference to a document of any class: its class name and id.",
+        "description": f"A reference to a document {what}: its class name and id.",
         "properties": {
             "_cls": nullable(cls_schema) if read else cls_schema,
             "id": nullable(id_schema) if read else id_schema,
@@ -351,13 +401,25 @@ def build_embedded(doc_cls: type[Any], body: Mapping[str, Any]) -> Any:
 
 
 def input_values(
-    doc_cls: type[Any], body: Mapping[str, Any], writable: frozenset[str] | None
+    doc_cls: type[Any],
+    body: Mapping[str, Any],
+    writable: frozenset[str] | None,
+    served: Callable[[type[Any]], bool] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Convert a JSON object's members to field values: (values, errors by field name).
 
     ``writable`` limits which attribute names a client may set (``None``: all but the pk).
+    ``served`` tells which Document classes references (nested ones too) may point to;
+    ``None``: the rule of an enclosing parse, else any class.
     ``_cls`` is accepted and ignored (the class is chosen by the URL).
     """
+    with _referring(served):
+        return _input_values(doc_cls, body, writable)
+
+
+def _input_values(
+    doc_cls: type[Any], body: Mapping[str, Any], writable: frozenset[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     values: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     fields = doc_cls._fields

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mongoengine.base import BaseField, get_document
 
 from restengine.api.fields import Schema, choices, decoder, field_type, nullable, plain_json, ref
-from restengine.api.model import public_fields
+from restengine.api.model import item_field, public_fields
 from restengine.api.resource import Resource
 
 if TYPE_CHECKING:
@@ -86,11 +86,7 @@ class Schemas:
         return name, True
 
     def resource_name(self, resource: Resource) -> str:
-        key = ("resource", resource.name) if self.registered(resource) else ("default", resource.doc_cls)
-        return self.name(key, resource.doc_cls.__name__)[0]
-
-    def registered(self, resource: Resource) -> bool:
-        return self.api.resources.get(resource.name) is resource
+        return self.name(("resource", resource.name), resource.doc_cls.__name__)[0]
 
     # ------------------------------------------------------------ field schemas
 
@@ -115,12 +111,23 @@ class Schemas:
             schema["enum"] = found
         return schema
 
-    def reference_label(self, target: type[Any]) -> str:
-        resource = self.api.resource_for(target)
-        return resource.name if self.registered(resource) else target.__name__
+    # ------------------------------------------------------------ references: only to served classes
 
-    def item_component(self, target: type[Any]) -> str:
-        return self.read_component(self.api.resource_for(target))
+    def reference_label(self, target: type[Any]) -> str | None:
+        resource = self.api.resource_for(target)
+        return None if resource is None else resource.name
+
+    def item_component(self, target: type[Any]) -> str | None:
+        resource = self.api.resource_for(target)
+        return None if resource is None else self.read_component(resource)
+
+    def served_classes(self) -> list[str]:
+        names = {
+            cls._class_name
+            for resource in self.api.resources.values()
+            for cls in (class_names(resource.doc_cls) if resource.with_cls else [resource.doc_cls])
+        }
+        return sorted(names)
 
     def read_property(self, field: BaseField) -> Schema:
         """A field as read: its value, ``null``, or (for a missing field) what the codec reads instead."""
@@ -273,6 +280,14 @@ class Schemas:
                 if mode != "create":  # may be sent back unchanged
                     repeat = self.read_property(field)
                     properties[name] = {**repeat, "readOnly": True, "description": "Read-only: may repeat the value."}
+            elif mode != "create" and self._unserved_reference(field):
+                # only its value changes are parsed (and refused): the stored one may be repeated, or removed
+                properties[name] = {
+                    **self.read_property(field),
+                    "description": "May repeat its value or be null: it refers to documents this API does not serve.",
+                }
+                if mode == "replace" and _required(field):
+                    required.append(name)
             elif mode == "patch":
                 properties[name] = nullable(self.write(field, "patch"))
             else:
@@ -285,6 +300,11 @@ class Schemas:
         if mode == "create" and not _is_auto_pk(pk_field):
             schema["anyOf"] = [{"required": ["id"]}] + ([{"required": [pk]}] if pk != "id" else [])
         return schema
+
+    def _unserved_reference(self, field: BaseField) -> bool:
+        """Whether ``field`` (or its list's elements) refers to a class no resource serves."""
+        inner = item_field(field)
+        return field_type(inner).is_reference and self.reference_label(inner.document_type) is None
 
     def _cls_property(self, resource: Resource, cls: type[Any], mode: str, required: list[str]) -> Schema:
         """The ``_cls`` member of a document object, if it has one (added to ``required`` when required)."""
