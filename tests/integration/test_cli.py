@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pymongo import MongoClient
 
@@ -61,3 +62,13 @@ def test_requests_never_build_indexes(mongodb_uri: str) -> None:
             assert list(client.get_default_database().books.index_information()) in ([], ["_id_"])
     finally:
         db.close_all()
+
+
+def test_a_short_stored_secret_stops_serve_and_up_with_one_line(tmp_path: Path, mongodb_uri: str) -> None:
+    (tmp_path / "secret_key").write_text("short")
+    env = {"RESTENGINE_DATA_DIR": str(tmp_path), "MONGODB_URI": mongodb_uri}
+    for command in ("serve", "up"):
+        result = run_cli(command, **env, RESTENGINE_SECRET_KEY="")
+        assert result.returncode != 0, command
+        assert "invalid configuration" in result.stderr and "secret_key" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr

@@ -176,3 +176,11 @@ def test_the_local_secret_is_long_enough_and_a_short_stored_one_is_refused(tmp_p
     (tmp_path / "secret_key").write_text("short\n")
     with pytest.raises(ConfigError, match="secret_key: must be at least 32 bytes"):
         local_secret(settings)
+
+
+def test_api_refuses_a_short_secret_when_it_is_built() -> None:
+    from restengine.api import Api
+
+    with pytest.raises(ConfigError, match="secret_key: must be at least 32 bytes"):
+        Api(secret_key="s" * 31)
+    assert Api(secret_key="s" * 32).secret() == b"s" * 32

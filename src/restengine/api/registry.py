@@ -16,7 +16,7 @@ from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
 from restengine.api.views import Views
 from restengine.cache import ResponseCache
-from restengine.config import ConfigError
+from restengine.config import ConfigError, check_secret
 from restengine.constants import ALL_METHODS
 
 EXTENSION = "restengine.api"
@@ -29,9 +29,10 @@ class Api:
     ``Api(blueprint)`` on a Blueprint, so an existing app keeps its own
     routes beside it (register the blueprint on the app afterwards).
     ``register`` and ``register_module`` may be called before or after mounting.
-    ``secret_key`` signs pagination cursors; ``db_timeout_ms`` is the database
-    deadline of each request to the API; ``cache`` is the response cache
-    (``restengine.create_app`` passes its own; without one nothing is cached).
+    ``secret_key`` signs pagination cursors (at least 32 bytes, else
+    :class:`ConfigError`); ``db_timeout_ms`` is the database deadline of each
+    request to the API; ``cache`` is the response cache (``restengine.create_app``
+    passes its own; without one nothing is cached).
     ``openapi_path`` serves the OpenAPI document (beside the API, not under
     ``url_prefix``; ``None``: not served); ``openapi_info`` adds to its ``info``.
     ``docs_path`` serves a documentation page rendering that document (Swagger
@@ -53,7 +54,7 @@ class Api:
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
         self._by_class: dict[type[Any], Resource] = {}
-        self._secret_key = secret_key
+        self._secret_key = None if secret_key is None else check_secret(secret_key, "secret_key")
         self.db_timeout = db_timeout_ms / 1000
         self.cache = cache
         self.cache_policy = CachePolicy(cache)
@@ -135,6 +136,6 @@ class Api:
 
     def secret(self) -> bytes:
         """The cursor-signing key; raises :class:`ConfigError` when ``Api`` was given none."""
-        if not self._secret_key:
+        if self._secret_key is None:
             raise ConfigError("RESTENGINE_SECRET_KEY: pass secret_key= to Api() outside restengine.create_app")
-        return self._secret_key.encode()
+        return self._secret_key

@@ -9,10 +9,11 @@ needed and none is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import mongoengine
@@ -204,11 +205,23 @@ def _assign_ids(docs: Sequence[Any]) -> None:
 def create(resource: Resource, body: Any) -> Any:
     """Validate and insert one document; returns the saved Document."""
     doc = build(resource, body)
-    validate([doc])
+    validate([doc], resource.serves)
     _hook(resource, "before_create", doc)
-    doc.save(force_insert=True, validate=False)
+    with _unique(resource):
+        doc.save(force_insert=True, validate=False)
     _hook(resource, "after_create", doc)
     return doc
+
+
+@contextlib.contextmanager
+def _unique(resource: Resource) -> Iterator[None]:
+    """A unique-index violation while saving one document: 409 naming the API's fields."""
+    try:
+        yield
+    except mongoengine.NotUniqueError as exc:
+        server_error = exc.__cause__ or exc.__context__
+        fields = unique_fields(resource, getattr(server_error, "details", None))
+        raise Conflict(duplicate_message(fields)) from None
 
 
 DUPLICATE_KEY = (11000, 11001)
@@ -271,7 +284,7 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
             errors[str(index)] = exc.errors
     if errors:
         raise InputError(errors)
-    validate(docs)
+    validate(docs, resource.serves)
     for doc in docs:
         _hook(resource, "before_create", doc)
     _assign_ids(docs)
@@ -357,7 +370,8 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     _hook(resource, "before_update", doc)
     condition = unchanged_since(raw) if conditional else {}
     try:
-        doc.save(validate=False, save_condition={"__raw__": condition})
+        with _unique(resource):
+            doc.save(validate=False, save_condition={"__raw__": condition})
     except SaveConditionError:
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.") from None

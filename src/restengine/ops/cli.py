@@ -18,12 +18,19 @@ from restengine.ops.processes import ProcessError
 from restengine.ops.settings import StackSettings, load_stack_settings
 
 
-def _settings(documents: str | None = None) -> StackSettings:
-    overrides = {"RESTENGINE_DOCUMENTS": documents} if documents else None
+@contextlib.contextmanager
+def _configuration() -> Iterator[None]:
+    """An invalid setting met in the block stops the command with its one-line reason."""
     try:
-        return load_stack_settings(overrides)
+        yield
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+def _settings(documents: str | None = None) -> StackSettings:
+    overrides = {"RESTENGINE_DOCUMENTS": documents} if documents else None
+    with _configuration():
+        return load_stack_settings(overrides)
 
 
 @contextlib.contextmanager
@@ -68,7 +75,8 @@ def serve(bind: str, documents: str | None) -> None:
     """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
     from restengine.ops.stack import gunicorn_config, local_secret
 
-    settings = local_secret(_settings(documents))
+    with _configuration():
+        settings = local_secret(_settings(documents))
     with _database(settings) as ready:
         env = {
             **os.environ,
@@ -98,13 +106,12 @@ def serve(bind: str, documents: str | None) -> None:
 def up(documents: str | None, no_progress: bool) -> None:
     """Run the full local stack: database, Redis, two gunicorn instances, nginx on 127.0.0.1:8080."""
     from restengine.documents import load_documents
-    from restengine.ops.stack import run_stack
+    from restengine.ops.stack import local_secret, run_stack
 
     settings = _settings(documents)
-    try:
-        load_documents(settings.documents)  # fail before starting anything
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
+    with _configuration():  # fail before starting anything
+        load_documents(settings.documents)
+        settings = local_secret(settings)
     sys.exit(run_stack(settings, progress=not no_progress))
 
 
@@ -135,10 +142,8 @@ def indexes(documents: str | None) -> None:
     from restengine.ops.indexes import create_indexes, format_report
 
     settings = _settings(documents)
-    try:
+    with _configuration():
         classes = load_documents(settings.documents)
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
     with _database(settings) as ready:
         db.register(ready, timeout_ms=120_000)
         try:
@@ -160,10 +165,8 @@ def watch(documents: str | None) -> None:
     settings = _settings(documents)
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: without Redis there is no shared cache to invalidate")
-    try:
+    with _configuration():
         collections = served_collections(settings)
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

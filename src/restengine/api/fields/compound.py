@@ -279,6 +279,7 @@ class CachedReferenceType(ReferenceType):
 
     classes = (mf.CachedReferenceField,)
     query_kind = None
+    sortable = False  # a document: a cursor cannot carry it
     parse_query = FieldType.parse_query
     value_kind = FieldType.value_kind
 

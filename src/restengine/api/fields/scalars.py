@@ -489,6 +489,7 @@ class EnumType(FieldType):
 
 class GeoPointType(FieldType):
     classes = (mf.GeoPointField,)
+    sortable = False  # a pair of numbers: a cursor cannot carry it
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
