@@ -21,6 +21,9 @@ from tests.keys import TEST_SECRET
 
 # Every app and subprocess the tests start signs cursors with this (tests only).
 os.environ.setdefault("RESTENGINE_SECRET_KEY", TEST_SECRET)
+# The suite tests the API itself with open access; tests of the access check turn it on
+# (tests/integration/test_access.py, tests/e2e/test_access_gunicorn.py).
+os.environ.setdefault("RESTENGINE_AUTH", "off")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, url_for
@@ -10,11 +11,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
+from restengine.api.access import Access
+from restengine.auth.keys import COLLECTION as KEYS_COLLECTION
+from restengine.auth.keys import KeyStore
+from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
+from restengine.auth.policy import load_policy
+from restengine.auth.tokens import JwtVerifier
 from restengine.config import Settings, load_settings, require_secret
 from restengine.jsonresp import json_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+log = logging.getLogger(__name__)
 
 SETTINGS = "restengine.settings"  # app.extensions key of the app's Settings, for code running beside it
 
@@ -64,6 +73,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app, secret_key=secret, db_timeout_ms=settings.db_timeout_ms, cache=response_cache)
     for module in settings.documents:
         api.register_module(module)
+    access = access_from_settings(settings, api.resources)
+    if access is not None:
+        api.protect(access)
     app.register_blueprint(index_bp)
     app.register_blueprint(
         health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
@@ -72,14 +84,32 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def access_from_settings(settings: Settings, resources: Collection[str]) -> Access | None:
+    """The access check ``settings`` ask for; ``None`` with ``RESTENGINE_AUTH=off`` (logged as a warning).
+
+    API keys live in the served database; JWTs are accepted when a secret or
+    a JWKS URL is set; the policy is ``RESTENGINE_POLICY``'s, else the default
+    (everyone reads, the ``admin`` role writes). Raises
+    :class:`restengine.config.ConfigError` for an invalid policy file.
+    """
+    if settings.auth == "off":
+        log.warning("RESTENGINE_AUTH=off: every client may read and write every resource")
+        return None
+    policy = load_policy(settings.policy_path, resources) if settings.policy_path else DEFAULT_POLICY
+    keys = KeyStore(lambda: db.get_database()[KEYS_COLLECTION])
+    tokens = JwtVerifier.from_settings(settings)
+    return Access(policy, keys=keys, tokens=tokens if tokens.configured else None)
+
+
 def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
        client's address, scheme and host, as later layers and URLs see them.
-    2. The checks every request must pass, a cached one included —
-       authentication, rate limits, metrics — belong here, after the client
-       is known and before anything can answer. There are none yet.
+    2. The checks every request must pass, a cached one included, after the
+       client is known and before anything can answer: ``Guard``, the API's
+       access check (who is asking, and may they); rate limits and metrics
+       belong here too.
     3. ``CacheHits``: a fresh cached GET of the API answered from the shared
        cache, without entering Flask; anything else goes on, its lookup
        handed to the view.
@@ -90,6 +120,7 @@ def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> 
     if settings.proxy_count:
         n = settings.proxy_count
         layers.append(lambda inner: ProxyFix(inner, x_for=n, x_proto=n, x_host=n, x_port=n))
+    layers.append(api.guard)
     layers.append(api.cache_hits)
     wsgi = flask_app
     for layer in reversed(layers):

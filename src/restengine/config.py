@@ -254,6 +254,42 @@ class Settings:
         1024 * 1024,
         "Largest request body accepted (413 above).",
     )
+    auth: str = setting(
+        "RESTENGINE_AUTH",
+        parse_choice("on", "off"),
+        "on",
+        "`off` serves every request to everyone (a warning is logged); `on` applies the access policy.",
+    )
+    policy_path: str | None = setting(
+        "RESTENGINE_POLICY",
+        parse_optional_str,
+        None,
+        "Path of the access policy (TOML). Unset: reads are open to everyone, writes need an API key or JWT.",
+    )
+    jwt_secret: str | None = setting(
+        "RESTENGINE_JWT_SECRET",
+        lambda n, v: parse_secret(n, parse_optional_str(n, v)),
+        None,
+        "HS256 secret of bearer JWTs (at least 32 bytes).",
+    )
+    jwks_url: str | None = setting(
+        "RESTENGINE_JWKS_URL",
+        parse_optional_str,
+        None,
+        "URL of the JSON Web Key Set whose keys sign RS256/ES256 bearer JWTs.",
+    )
+    jwt_audience: str | None = setting(
+        "RESTENGINE_JWT_AUDIENCE", parse_optional_str, None, "The `aud` a JWT must carry, when set."
+    )
+    jwt_issuer: str | None = setting(
+        "RESTENGINE_JWT_ISSUER", parse_optional_str, None, "The `iss` a JWT must carry, when set."
+    )
+    jwt_roles_claim: str = setting(
+        "RESTENGINE_JWT_ROLES_CLAIM",
+        parse_str,
+        "roles",
+        "The JWT claim holding the caller's roles (a list or a string).",
+    )
 
     @property
     def max_pool_size(self) -> int:

@@ -88,6 +88,24 @@ class MethodNotAllowed(Problem):
         super().__init__(f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
 
 
+class Unauthorized(Problem):
+    """401: no valid credentials for what was asked; ``WWW-Authenticate: Bearer`` says how to send them."""
+
+    status = 401
+    type = "urn:restengine:problem:unauthorized"
+
+    def __init__(self, detail: str, *, invalid: bool = False) -> None:
+        challenge = 'Bearer error="invalid_token"' if invalid else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(Problem):
+    """403: the caller is known and may not do this."""
+
+    status = 403
+    type = "urn:restengine:problem:forbidden"
+
+
 class Conflict(Problem):
     """409: a unique index, or a reference rule, refuses the write."""
 

@@ -12,11 +12,12 @@ response does not look the same entry up again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
+from restengine.api.routes import parse_route
 from restengine.cache import Entry, Lookup, Outcome, ResponseCache, request_key
 from restengine.constants import JSON, REQUEST_ID_HEADER
 from restengine.requestid import request_id
@@ -52,6 +53,9 @@ class CachePolicy:
 
     def __init__(self, cache: ResponseCache | None) -> None:
         self.cache = cache
+        # Requests carrying these (WSGI environ keys) never meet the cache; with
+        # an access check of the API's own, Authorization is no longer one of them.
+        self.credentials = CREDENTIALS
 
     def ttl(self, resource: Resource) -> float:
         """Seconds ``resource``'s GETs stay fresh; ``0`` when they are not cached at all."""
@@ -70,10 +74,12 @@ class CachePolicy:
         write to the referenced collection. A request carrying credentials
         (``Authorization`` or ``Cookie``) is never answered from the shared
         cache nor stored in it (RFC 9111, section 3.5): its response may
-        depend on who asks, which the entry key does not say.
+        depend on who asks, which the entry key does not say. The API's own
+        access check is the exception: it allows or refuses a whole resource
+        action, so every caller it lets read gets the same response.
         """
         ttl = self.ttl(resource)
-        if ttl <= 0 or self.cache is None or CREDENTIALS & environ.keys():
+        if ttl <= 0 or self.cache is None or self.credentials & environ.keys():
             return None
         cache = self.cache
         generations = cache.list_generations(target.collection_name for target in expanded)
@@ -147,35 +153,35 @@ class CacheHits:
         self.wsgi_app = wsgi_app
         self.policy = policy
         self.resources = resources
-        self.prefix = url_prefix + "/"
+        self.prefix = url_prefix
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
-        path = environ.get("PATH_INFO", "")
-        if (method == "GET" or method == "HEAD") and path.startswith(self.prefix):
-            response = self._hit(environ, path[len(self.prefix) :])
+        if method == "GET" or method == "HEAD":
+            response = self._hit(environ)
             if response is not None:
                 status, headers, body = response
                 start_response(status, headers)
                 return [] if method == "HEAD" else [body]
         return self.wsgi_app(environ, start_response)
 
-    def _plan(self, environ: WSGIEnvironment, parts: Sequence[str]) -> ReadPlan | None:
-        if len(parts) > 2 or not all(parts) or parts[-1] == "_bulk":
+    def _plan(self, environ: WSGIEnvironment) -> ReadPlan | None:
+        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        if route is None or route.bulk:
             return None
-        resource = self.resources.get(parts[0])
+        resource = self.resources.get(route.resource)
         if resource is None or "expand" in environ.get("QUERY_STRING", ""):
             return None  # the view answers 404, or works out what the expansions depend on
-        if len(parts) == 1:
+        if route.item is None:
             return self.policy.plan(resource, environ)
         try:
-            pk = pk_value(resource.doc_cls, parts[1])
+            pk = pk_value(resource.doc_cls, route.item)
         except (ValueError, TypeError):
             return None  # the view answers 404
         return self.policy.plan(resource, environ, pk=pk)
 
-    def _hit(self, environ: WSGIEnvironment, rest: str) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        plan = self._plan(environ, rest.split("/"))
+    def _hit(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        plan = self._plan(environ)
         if plan is None:
             return None
         found = self.policy.lookup(plan)

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask
 
 from restengine import db
+from restengine.api.access import Access, Guard
 from restengine.api.caching import CacheHits, CachePolicy
 from restengine.api.docs import Docs
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
+from restengine.api.routes import Route
 from restengine.api.views import Views
+from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
+from restengine.auth.policy import Policy
+from restengine.auth.principal import Principal
 from restengine.cache import ResponseCache
 from restengine.config import ConfigError, check_secret
 from restengine.constants import ALL_METHODS
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION = "restengine.api"
 
@@ -33,6 +41,9 @@ class Api:
     :class:`ConfigError`); ``db_timeout_ms`` is the database deadline of each
     request to the API; ``cache`` is the response cache (``restengine.create_app``
     passes its own; without one nothing is cached).
+    ``authenticate`` (the WSGI environ → a :class:`Principal`, or ``None``
+    for bearer credentials or anonymous) and ``policy`` protect the API in a
+    host app; without either, the host app's own checks are all there is.
     ``openapi_path`` serves the OpenAPI document (beside the API, not under
     ``url_prefix``; ``None``: not served); ``openapi_info`` adds to its ``info``.
     ``docs_path`` serves a documentation page rendering that document (Swagger
@@ -50,6 +61,8 @@ class Api:
         openapi_path: str | None = "/openapi.json",
         openapi_info: Mapping[str, Any] | None = None,
         docs_path: str | None = "/docs",
+        authenticate: Callable[[WSGIEnvironment], Principal | None] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
@@ -63,20 +76,39 @@ class Api:
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
         self.docs_path = docs_path
         self._endpoint_prefix = ""
+        self.access: Access | None = None
+        if authenticate is not None or policy is not None:
+            self.protect(Access(policy or DEFAULT_POLICY, authenticate=authenticate))
         if app is not None:
             self.init_app(app)
 
+    def protect(self, access: Access) -> None:
+        """Check every request against ``access`` from now on (its credentials, then its policy).
+
+        With an access check, ``Authorization`` belongs to it: cached responses
+        are shared by every caller the policy lets read them.
+        """
+        self.access = access
+        self.cache_policy.credentials = frozenset({"HTTP_COOKIE"})
+
+    def guard(self, wsgi_app: Any) -> Any:
+        """The WSGI layer running the access check before ``wsgi_app``; ``wsgi_app`` itself when unprotected."""
+        return wsgi_app if self.access is None else Guard(wsgi_app, self.access, self.resources, self.url_prefix)
+
     def init_app(self, app: Flask | Blueprint) -> None:
         views = Views(self, self.cache_policy)
-        rules: list[tuple[str, str, Callable[..., Any]]] = [
-            ("/", "index", views.index),
-            ("/<name>", "collection", views.collection),
-            ("/<name>/_bulk", "bulk", views.bulk),
-            ("/<name>/<item_id>", "item", views.item),
+        rules: list[tuple[str, str, Callable[..., Any], Callable[..., Route] | None]] = [
+            ("/", "index", views.index, None),
+            ("/<name>", "collection", views.collection, lambda name: Route(name)),
+            ("/<name>/_bulk", "bulk", views.bulk, lambda name: Route(name, bulk=True)),
+            ("/<name>/<item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
         ]
-        for rule, endpoint, view in rules:
+        for rule, endpoint, view, route in rules:
             app.add_url_rule(
-                self.url_prefix + rule, f"restengine_api_{endpoint}", views.guarded(view), methods=list(ALL_METHODS)
+                self.url_prefix + rule,
+                f"restengine_api_{endpoint}",
+                views.guarded(view, route),
+                methods=list(ALL_METHODS),
             )
         if self.openapi_path is not None:
             app.add_url_rule(self.openapi_path, "restengine_api_openapi", views.guarded(self.openapi.view))

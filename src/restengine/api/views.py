@@ -16,10 +16,12 @@ import pymongo
 from flask import Response, request, url_for
 
 from restengine.api import pagination, reads, writes
+from restengine.api.access import checked
 from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
+from restengine.api.routes import BULK_ACTIONS
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
@@ -37,6 +39,7 @@ from restengine.jsonresp import json_bytes_response
 if TYPE_CHECKING:
     from restengine.api.registry import Api
     from restengine.api.resource import Resource
+    from restengine.api.routes import Route
 
 
 def _no_content() -> Response:
@@ -93,14 +96,24 @@ class Views:
         self.api = api
         self.cache_policy = cache_policy
 
-    def guarded(self, view: Callable[..., Response]) -> Callable[..., Response]:
-        """``view`` under the API's database deadline, its errors rendered as problem+json.
+    def guarded(
+        self, view: Callable[..., Response], route: Callable[..., Route] | None = None
+    ) -> Callable[..., Response]:
+        """``view`` under the API's access check and database deadline, its errors rendered as problem+json.
 
-        Inside :func:`restengine.create_app` no outer deadline exists; in a
-        host app that sets one, PyMongo keeps the earlier of the two.
+        ``route`` gives the resource route of the view's URL arguments: the
+        access check runs here unless the :class:`~restengine.api.access.Guard`
+        layer already ran it (an API mounted in a host app has none). Inside
+        :func:`restengine.create_app` no outer deadline exists; in a host app
+        that sets one, PyMongo keeps the earlier of the two.
         """
 
         def run(**kwargs: Any) -> Response:
+            access = self.api.access
+            if route is not None and access is not None and not checked(request.environ):
+                where = route(**kwargs)
+                if where.resource in self.api.resources:
+                    access.check(request.environ, where, request.method)
             with pymongo.timeout(self.api.db_timeout):
                 return view(**kwargs)
 
@@ -187,6 +200,11 @@ class Views:
     def bulk(self, name: str) -> Response:
         resource = self._resource(name, ("POST",))
         body = _json_body(JSON)
+        access = self.api.access
+        if access is not None:  # each kind of operation needs the action it takes on its own
+            principal = access.principal(request.environ)
+            for act in sorted({BULK_ACTIONS[op] for op in writes.bulk_operations(body) if op in BULK_ACTIONS}):
+                access.require(principal, resource.name, act)
 
         def encode(raw: dict[str, Any]) -> dict[str, Any]:
             return reads.decode(resource, raw, resource.exposed)

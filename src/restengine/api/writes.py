@@ -418,6 +418,14 @@ class Operation:
 BULK_METHODS = {"insert": "POST", "update": "PATCH", "replace": "PUT", "delete": "DELETE"}
 
 
+def bulk_operations(body: Any) -> set[str]:
+    """The operation names (``op``) a ``_bulk`` body asks for, whatever else is wrong with it."""
+    operations = body.get("operations") if isinstance(body, dict) else None
+    if not isinstance(operations, list):
+        return set()
+    return {spec["op"] for spec in operations if isinstance(spec, dict) and isinstance(spec.get("op"), str)}
+
+
 def plan_bulk(
     resource: Resource, body: Any, merge: Callable[[Any, Any], Any], encode: Callable[[Any], Any]
 ) -> tuple[list[Operation], bool]:

@@ -1,21 +1,26 @@
-"""The ``restengine`` command: serve, up, seed, indexes, watch."""
+"""The ``restengine`` command: serve, up, seed, indexes, watch, keys."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from restengine.config import DEMO_MODULE, ConfigError
 from restengine.ops.processes import ProcessError
 from restengine.ops.settings import StackSettings, load_stack_settings
+
+if TYPE_CHECKING:
+    from restengine.auth.keys import KeyStore
 
 
 @contextlib.contextmanager
@@ -179,6 +184,97 @@ def watch(documents: str | None) -> None:
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys (stored hashed in the database; clients send `Authorization: Bearer KEY`)."""
+
+
+@contextlib.contextmanager
+def _key_store() -> Iterator[KeyStore]:
+    """A key store on the configured database (the embedded server for the duration when MONGODB_URI is unset)."""
+    from restengine import db
+    from restengine.auth.keys import COLLECTION, KeyStore
+
+    settings = _settings()
+    with _database(settings) as ready:
+        db.register(ready, timeout_ms=30_000)
+        try:
+            yield KeyStore(lambda: db.get_database()[COLLECTION], cache_seconds=0)
+        finally:
+            db.close_all()
+
+
+def _key_field(what: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A click callback checking a key's ``role``, ``subject`` or ``name``: a usage error before any database starts."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        from restengine.auth.keys import check_role, check_text
+
+        if value is None:
+            return None
+        try:
+            return check_role(value) if what == "role" else check_text(value, what)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def _when(value: datetime.datetime | None) -> str:
+    """A UTC time to the second for ``keys list``; ``-`` for none."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+
+@keys.command("create")
+@click.option("--role", required=True, callback=_key_field("role"), help="The key's one role ([A-Za-z0-9_.-]).")
+@click.option("--subject", metavar="ID", callback=_key_field("subject"), help="[default: key:<id>]")
+@click.option("--name", metavar="TEXT", callback=_key_field("name"), help="A note for `keys list`.")
+def keys_create(role: str, subject: str | None, name: str | None) -> None:
+    """Create a key; print it once, as the last line.
+
+    Only a hash of it is stored: it cannot be shown again.
+    """
+    with _key_store() as store:
+        info, key = store.create(role, subject=subject, name=name)
+    click.echo(f"created API key {info.id}: role {info.role}, subject {info.subject}, name {info.name or '-'}")
+    click.echo("store the key now: it cannot be shown again. Send it as `Authorization: Bearer <key>`.")
+    click.echo(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List every key, never a secret.
+
+    Columns: id, role, subject, name, created, revoked (UTC); revoked keys are listed too.
+    """
+    with _key_store() as store:
+        infos = store.list()
+    if not infos:
+        click.echo("no API keys")
+        return
+    header = ("ID", "ROLE", "SUBJECT", "NAME", "CREATED", "REVOKED")
+    rows = [header] + [
+        (info.id, info.role, info.subject, info.name or "-", _when(info.created), _when(info.revoked)) for info in infos
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("key_id", metavar="ID")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key (exit 1 for an unknown id).
+
+    New processes refuse it at once; running servers within their cache time (10 seconds by default).
+    """
+    with _key_store() as store:
+        found = store.revoke(key_id)
+    if not found:
+        raise click.ClickException(f"no API key with id {key_id!r}")
+    click.echo(f"revoked API key {key_id}")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
 
 
 def prepare_database(settings: StackSettings, documents: tuple[str, ...], *, progress: bool = True) -> None:
-    """Create declared indexes, and seed the demo data on its first run."""
+    """Create declared indexes, seed the demo data on its first run, and make the first admin key."""
     from restengine.documents import load_documents
     from restengine.ops.indexes import create_indexes, format_report
     from restengine.ops.seed import seed_demo
@@ -97,8 +97,28 @@ def prepare_database(settings: StackSettings, documents: tuple[str, ...], *, pro
             written = seed_demo(books=settings.seed_books, progress=progress)
             if written:
                 print(f"seeded {written} demo books", flush=True)
+        if settings.auth == "on":
+            first_admin_key()
     finally:
         db.close_all()
+
+
+def first_admin_key() -> str | None:
+    """On a database with no API key yet, create one with the ``admin`` role and print it, this once.
+
+    Returns the key, or ``None`` when keys exist already (they are never shown again).
+    """
+    from restengine.auth.keys import COLLECTION, KeyStore
+
+    collection = db.get_database()[COLLECTION]
+    if collection.find_one({}, {"_id": 1}) is not None:
+        return None
+    info, key = KeyStore(lambda: collection).create("admin", name="created by restengine up")
+    print(
+        f"An API key with the admin role was created ({info.id}); it is shown only this once, keep it:\n{key}",
+        flush=True,
+    )
+    return key
 
 
 def redis_process(executable: str, port: int, run_dir: Path, log_dir: Path) -> Managed:

@@ -168,6 +168,19 @@ HEADERS: dict[str, Any] = {
     "Allow": {"description": "The methods allowed.", "required": True, "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait.", "required": True, "schema": {"type": "integer"}},
     "Accept-Patch": {"description": "The patch media type.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {
+        "description": 'How to authenticate: `Bearer`, or `Bearer error="invalid_token"`.',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`restengine keys create`) or a JWT, as `Authorization: Bearer <credential>`.",
+    }
 }
 
 
@@ -192,6 +205,8 @@ RESPONSE_NAMES = {
     "414": "URITooLong",
     "415": "UnsupportedMediaType",
     "422": "UnprocessableContent",
+    "401": "Unauthorized",
+    "403": "Forbidden",
     "500": "InternalServerError",
     "503": "ServiceUnavailable",
 }
@@ -227,6 +242,11 @@ RESPONSES: dict[str, Any] = {
         "The body does not fit the resource: the Document's validation, unknown or read-only fields, "
         "references to missing documents (`errors` by field, or by index)."
     ),
+    "Unauthorized": _problem_response(
+        "The credentials sent are not valid, or none were sent for what anonymous callers may not do.",
+        header_refs("WWW-Authenticate"),
+    ),
+    "Forbidden": _problem_response("The caller's roles do not allow this action on this resource."),
     "InternalServerError": _problem_response("An unexpected failure (logged; no details are sent)."),
     "ServiceUnavailable": _problem_response(
         "The database did not answer within the request's time budget.",

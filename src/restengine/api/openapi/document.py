@@ -19,6 +19,7 @@ from restengine.api.openapi.components import (
     READY_SCHEMA,
     RESPONSES,
     ROOT_SCHEMA,
+    SECURITY_SCHEMES,
     header_refs,
     responses,
 )
@@ -67,7 +68,7 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
     paths.update(_service_paths(mount))
     tags.append({"name": "service", "description": "The resource index, health probes and this document."})
     schemas.schemas["Problem"] = PROBLEM_SCHEMA
-    return {
+    document = {
         "openapi": OPENAPI,
         "jsonSchemaDialect": DIALECT,
         "info": {
@@ -88,6 +89,20 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
             "responses": RESPONSES,
         },
     }
+    if api.access is not None:
+        _secure(document, [f"{mount.api}/{resource.name}" for resource in resources])
+    return document
+
+
+def _secure(document: dict[str, Any], prefixes: list[str]) -> None:
+    """Bearer credentials for the resources' operations: optional, with their 401 and 403 answers."""
+    document["components"]["securitySchemes"] = SECURITY_SCHEMES
+    for path, item in document["paths"].items():
+        if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            continue
+        for operation in (value for key, value in item.items() if key != "parameters"):
+            operation["security"] = [{}, {"bearer": []}]  # anonymous callers get what the policy gives them
+            operation["responses"].update(responses("401", "403"))
 
 
 def _revalidated(operation_id: str, summary: str, description: str, schema: Schema) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""Who is asking and whether they may: the API's access check, and the WSGI layer that runs it first.
+
+:class:`Access` turns a request's credentials into a :class:`Principal` (an
+API key or a JWT sent as ``Authorization: Bearer …``, or an app's own
+``authenticate`` callable) and asks the :class:`Policy` whether that
+principal may take the request's action on its resource. :class:`Guard` runs
+it in front of everything else that can answer an API request — the shared
+cache's hits included — so no response reaches a caller the policy refuses.
+When the API is mounted in a host app (no Guard), the views run the same check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any
+
+from restengine.api.routes import Route, action, parse_route
+from restengine.auth.keys import KeyStore, looks_like_key
+from restengine.auth.policy import Policy
+from restengine.auth.principal import ANONYMOUS, InvalidCredentials, Principal
+from restengine.auth.tokens import JwtVerifier, KeysUnavailable
+from restengine.constants import REQUEST_ID_HEADER
+from restengine.errors import Forbidden, Problem, ServiceUnavailable, Unauthorized, problem_response
+from restengine.requestid import request_id
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+PRINCIPAL = "restengine.principal"  # WSGI environ key: the Principal, once established
+CHECKED = "restengine.access.checked"  # WSGI environ key: the request's action was allowed
+log = logging.getLogger(__name__)
+
+HOW_TO = (
+    "Send Authorization: Bearer <API key or JWT> for a role the access policy allows "
+    "(`restengine keys create --role admin` makes a key; RESTENGINE_POLICY sets the policy)."
+)
+
+
+class Access:
+    """The access check of one API: authentication, then the policy's decision.
+
+    ``authenticate`` (a host app's own login) gets the WSGI environ and returns
+    a principal or ``None`` (then bearer credentials, else anonymous).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        keys: KeyStore | None = None,
+        tokens: JwtVerifier | None = None,
+        authenticate: Callable[[WSGIEnvironment], Principal | None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.keys = keys
+        self.tokens = tokens
+        self.authenticate = authenticate
+
+    def principal(self, environ: WSGIEnvironment) -> Principal:
+        """The caller of the request in ``environ`` (remembered there).
+
+        Raises :class:`Unauthorized` for credentials that are sent and invalid,
+        :class:`ServiceUnavailable` when the keys that would verify them cannot be had.
+        """
+        known: Principal | None = environ.get(PRINCIPAL)
+        if known is not None:
+            return known
+        found = self.authenticate(environ) if self.authenticate is not None else None
+        if found is None:
+            found = self._bearer(environ.get("HTTP_AUTHORIZATION"))
+        environ[PRINCIPAL] = found
+        return found
+
+    def _bearer(self, header: str | None) -> Principal:
+        if not header:
+            return ANONYMOUS
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("The Authorization header must be: Bearer <API key or JWT>.", invalid=True)
+        try:
+            if looks_like_key(token):
+                if self.keys is None:
+                    raise InvalidCredentials("API keys are not accepted here")
+                return self.keys.authenticate(token)
+            if self.tokens is None or not self.tokens.configured:
+                raise InvalidCredentials("not an API key, and no JWT is accepted here")
+            return self.tokens.authenticate(token)
+        except InvalidCredentials as exc:
+            raise Unauthorized(f"The bearer credential is not valid: {exc}.", invalid=True) from None
+        except KeysUnavailable:
+            log.warning("cannot verify a JWT: the JSON Web Key Set is unavailable")
+            raise ServiceUnavailable(
+                "The keys that verify tokens cannot be fetched now; retry later.",
+                title="Token keys unavailable",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    def require(self, principal: Principal, resource: str, act: str) -> None:
+        """Raise :class:`Unauthorized` (anonymous) or :class:`Forbidden` unless the policy allows ``act``."""
+        if self.policy.allows(principal, resource, act):
+            return
+        if principal.anonymous:
+            raise Unauthorized(f"Credentials are needed to {act} {resource}. {HOW_TO}")
+        raise Forbidden(f"Your roles do not allow you to {act} {resource}.")
+
+    def check(self, environ: WSGIEnvironment, route: Route, method: str) -> Principal:
+        """Authenticate the request, and require its action on ``route`` (``_bulk`` operations are the view's)."""
+        principal = self.principal(environ)
+        act = action(route, method)
+        if act is not None:
+            self.require(principal, route.resource, act)
+        environ[CHECKED] = True
+        return principal
+
+
+class Guard:
+    """WSGI layer: every request for an API resource is checked before anything else can answer it."""
+
+    def __init__(self, wsgi_app: WSGIApplication, access: Access, resources: Collection[str], url_prefix: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.access = access
+        self.resources = resources
+        self.prefix = url_prefix
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        if route is not None and route.resource in self.resources:
+            try:
+                self.access.check(environ, route, environ.get("REQUEST_METHOD", ""))
+            except Problem as problem:
+                response = problem_response(problem)
+                response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+                result: Iterable[bytes] = response(environ, start_response)
+                return result
+        return self.wsgi_app(environ, start_response)
+
+
+def checked(environ: dict[str, Any]) -> bool:
+    """Whether :class:`Guard` (or a view) already allowed this request's action."""
+    return bool(environ.get(CHECKED))

@@ -1,0 +1,66 @@
+"""The access check through real gunicorn workers, two instances sharing Redis: a key from the CLI, a JWT."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+
+from tests.e2e.helpers import gunicorn
+from tests.e2e.test_api_gunicorn import call
+from tests.keys import OTHER_SECRET, TEST_SECRET
+
+APP = "restengine.wsgi:app"
+POLICY = """
+[anonymous]
+products = ["read"]
+
+[roles.clerk]
+customers = ["read", "create"]
+"""
+
+
+def test_keys_jwts_and_the_shared_cache_through_two_instances(tmp_path: Path, mongodb_uri: str, redis_url: str) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "REDIS_URL": redis_url,
+        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
+        "RESTENGINE_SECRET_KEY": TEST_SECRET,
+        "RESTENGINE_AUTH": "on",
+        "RESTENGINE_POLICY": str(policy),
+        "RESTENGINE_JWT_SECRET": OTHER_SECRET,
+    }
+    created = subprocess.run(
+        [sys.executable, "-m", "restengine.ops.cli", "keys", "create", "--role", "clerk", "--name", "e2e"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    host = {"Host": "api.example"}  # as nginx passes it: entries hold absolute URLs, so the host is in their key
+    clerk_key = {**host, "Authorization": f"Bearer {key}"}
+    claims = {"sub": "ada", "roles": ["clerk"], "exp": int(time.time()) + 300}
+    clerk_jwt = {**host, "Authorization": f"Bearer {jwt.encode(claims, OTHER_SECRET, algorithm='HS256')}"}
+    with gunicorn(tmp_path, env, app=APP) as (one, _), gunicorn(tmp_path, env, app=APP) as (two, _):
+        status, headers, body = call(one, "POST", "/api/customers", {"code": "GUN001", "name": "Gun"})
+        assert (status, headers["www-authenticate"]) == (401, "Bearer"), body
+        status, _, body = call(one, "POST", "/api/customers", {"code": "GUN001", "name": "Gun"}, clerk_key)
+        assert status == 201, body
+        status, headers, _ = call(one, "GET", "/api/customers/GUN001", headers=clerk_key)
+        assert (status, headers["x-cache"]) == (200, "miss")
+        status, headers, _ = call(two, "GET", "/api/customers/GUN001", headers=clerk_jwt)
+        assert (status, headers["x-cache"]) == (200, "hit"), "one entry for every caller the policy lets read"
+        status, headers, _ = call(two, "GET", "/api/customers/GUN001", headers=host)
+        assert status == 401 and "x-cache" not in headers, "never a cached answer for a caller the policy refuses"
+        status, _, _ = call(two, "DELETE", "/api/customers/GUN001", headers=clerk_jwt)
+        assert status == 403
+        status, headers, _ = call(one, "GET", "/api/customers", headers={"Authorization": "Bearer rek_0_bad"})
+        assert status == 401 and headers["www-authenticate"] == 'Bearer error="invalid_token"'
