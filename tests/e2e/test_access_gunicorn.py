@@ -9,8 +9,7 @@ from pathlib import Path
 
 import jwt
 
-from tests.e2e.helpers import gunicorn
-from tests.e2e.test_api_gunicorn import call
+from tests.e2e.helpers import call, gunicorn
 from tests.keys import OTHER_SECRET, TEST_SECRET
 
 APP = "restengine.wsgi:app"

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from tests.e2e.helpers import gunicorn
+from tests.e2e.helpers import call, gunicorn
 from tests.keys import TEST_SECRET
 
 APP = "restengine.wsgi:app"
 DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
-
-
-def call(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], Any]:
-    """One request on a fresh connection; the JSON body decoded (None when empty)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    all_headers = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        all_headers.setdefault("Content-Type", "application/json")
-    try:
-        conn.request(method, path, body=data, headers=all_headers)
-        response = conn.getresponse()
-        raw = response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw) if raw else None
-    finally:
-        conn.close()
 
 
 def relative(url: str) -> str:

@@ -7,6 +7,9 @@ The command listener is registered with PyMongo when this module is imported
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -220,3 +223,28 @@ def order_body(sku: str, **fields: Any) -> dict[str, Any]:
 
 
 UTC_2024 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``restengine ARGS`` in a subprocess with ``env`` added to this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "restengine.ops.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def legacy_app(mongodb_uri: str, redis_url: str | None = None, **config: Any) -> Flask:
+    """The real app serving ``tests.legacy_models`` (with Redis when ``redis_url`` is given), ``config`` on top."""
+    settings: dict[str, Any] = {
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
+        "RESTENGINE_SECRET_KEY": TEST_SECRET,
+        **config,
+    }
+    if redis_url:
+        settings["REDIS_URL"] = redis_url
+    return create_app(settings)

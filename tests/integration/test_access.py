@@ -13,11 +13,10 @@ from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 import restengine.db
-from restengine import create_app
 from restengine.api import Api
 from restengine.auth.keys import COLLECTION, KeyStore
 from restengine.auth.principal import Principal
-from tests.integration.api_helpers import customer, legacy_registry, new_customer, ok, problem, product
+from tests.integration.api_helpers import customer, legacy_app, legacy_registry, new_customer, ok, problem, product
 from tests.keys import OTHER_SECRET, TEST_SECRET
 
 JWT_SECRET = OTHER_SECRET
@@ -35,17 +34,10 @@ orders = ["read", "create"]
 
 
 def make(mongodb_uri: str, redis_url: str | None = None, **config: Any) -> Flask:
-    settings: dict[str, Any] = {
-        "MONGODB_URI": mongodb_uri,
-        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
-        "RESTENGINE_SECRET_KEY": TEST_SECRET,
-        "RESTENGINE_AUTH": "on",
-        "RESTENGINE_JWT_SECRET": JWT_SECRET,
-        **config,
-    }
-    if redis_url:
-        settings["REDIS_URL"] = redis_url
-    return create_app(settings)
+    """The legacy app with the access check on, accepting HS256 JWTs signed with ``JWT_SECRET``."""
+    return legacy_app(
+        mongodb_uri, redis_url, **{"RESTENGINE_AUTH": "on", "RESTENGINE_JWT_SECRET": JWT_SECRET, **config}
+    )
 
 
 @pytest.fixture

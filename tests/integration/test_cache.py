@@ -16,31 +16,17 @@ from flask.testing import FlaskClient
 from mongoengine import CASCADE, Document, ReferenceField, StringField, signals
 
 import restengine
-from restengine import create_app
 from restengine.documents import load_documents
 from restengine.ops.indexes import create_indexes
 from tests.conftest import RedisServer
-from tests.integration.api_helpers import COMMANDS, customer, database_name, legacy_registry, product, shop
-from tests.keys import TEST_SECRET
+from tests.integration.api_helpers import COMMANDS, customer, database_name, legacy_app, legacy_registry, product, shop
 from tests.legacy_models import Circle, Customer, Order, Product
-
-
-def make(mongodb_uri: str, redis_url: str | None, **config: Any) -> Flask:
-    settings: dict[str, Any] = {
-        "MONGODB_URI": mongodb_uri,
-        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
-        "RESTENGINE_SECRET_KEY": TEST_SECRET,
-        **config,
-    }
-    if redis_url:
-        settings["REDIS_URL"] = redis_url
-    return create_app(settings)
 
 
 @pytest.fixture
 def app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
     with legacy_registry():
-        app = make(mongodb_uri, redis_url)
+        app = legacy_app(mongodb_uri, redis_url)
         create_indexes(load_documents(["tests.legacy_models"]))
         try:
             yield app
@@ -230,7 +216,7 @@ def _timed(client: FlaskClient, url: str) -> tuple[int, str, float]:
 def breaker_app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
     """An app whose circuit breaker cools down in 1 s, with customer ABC123 stored."""
     with legacy_registry():
-        app = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
+        app = legacy_app(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
         try:
             customer("ABC123", "Ada")
             yield app
@@ -287,7 +273,7 @@ def test_a_frozen_redis_costs_timeouts_not_errors_and_owed_invalidations_are_pai
 
 def test_without_redis_the_cache_is_per_process(mongodb_uri: str, caplog: pytest.LogCaptureFixture) -> None:
     with legacy_registry():
-        app = make(mongodb_uri, None)
+        app = legacy_app(mongodb_uri, None)
         assert "the response cache lives in this process (one worker only)" in caplog.text
         try:
             client = app.test_client()
@@ -353,8 +339,8 @@ def test_an_idle_worker_still_pays_the_invalidations_it_owes(mongodb_uri: str, r
     from restengine.ops.processes import free_port
 
     with legacy_registry():
-        writer = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
-        reader = make(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)  # another worker
+        writer = legacy_app(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)
+        reader = legacy_app(mongodb_uri, redis_url, RESTENGINE_CACHE_BREAKER_SECONDS=1)  # another worker
         # MongoEngine's signals are per process: a separate worker would not hear the writer's saves.
         reader_cache = reader.extensions["restengine.cache"]
         signals.post_save.disconnect(reader_cache._on_document_write)
@@ -462,7 +448,7 @@ def test_a_miss_looks_the_entry_up_once(app: Flask, client: FlaskClient) -> None
 
 def test_readiness_pings_redis_within_the_readiness_budget(mongodb_uri: str, redis_server: RedisServer) -> None:
     redis_server.flush()
-    app = make(mongodb_uri, redis_server.url, RESTENGINE_REDIS_TIMEOUT_MS=10_000, RESTENGINE_READY_TIMEOUT_MS=200)
+    app = legacy_app(mongodb_uri, redis_server.url, RESTENGINE_REDIS_TIMEOUT_MS=10_000, RESTENGINE_READY_TIMEOUT_MS=200)
     client = app.test_client()
     pid = redis_server.process.pid
     assert pid is not None

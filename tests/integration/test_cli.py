@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from pymongo import MongoClient
 
 from restengine import create_app, db
-
-
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "restengine.ops.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.integration.api_helpers import run_cli
 
 
 def test_indexes_creates_declared_indexes_and_reports_them(mongodb_uri: str) -> None:

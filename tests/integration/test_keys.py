@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,21 +20,11 @@ from restengine.auth import keys as keys_module
 from restengine.auth.keys import COLLECTION, INVALID, KeyStore, looks_like_key
 from restengine.auth.principal import InvalidCredentials, Principal
 from restengine.ops.processes import free_port
+from tests.integration.api_helpers import run_cli
 
 KEY = re.compile(r"rek_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
 Keys = Callable[[], Collection[Any]]
-
-
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "restengine.ops.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
