@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, url_for
@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
 from restengine.api.access import Access
+from restengine.api.resource import Resource
 from restengine.auth.keys import COLLECTION as KEYS_COLLECTION
 from restengine.auth.keys import KeyStore
 from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
@@ -84,7 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def access_from_settings(settings: Settings, resources: Collection[str]) -> Access | None:
+def access_from_settings(settings: Settings, resources: Mapping[str, Resource]) -> Access | None:
     """The access check ``settings`` ask for; ``None`` with ``RESTENGINE_AUTH=off`` (logged as a warning).
 
     API keys live in the served database; JWTs are accepted when a secret or
@@ -95,10 +96,13 @@ def access_from_settings(settings: Settings, resources: Collection[str]) -> Acce
     if settings.auth == "off":
         log.warning("RESTENGINE_AUTH=off: every client may read and write every resource")
         return None
-    policy = load_policy(settings.policy_path, resources) if settings.policy_path else DEFAULT_POLICY
+    fields = {name: resource.exposed | resource.unexposed for name, resource in resources.items()}
+    policy = load_policy(settings.policy_path, fields) if settings.policy_path else DEFAULT_POLICY
     keys = KeyStore(lambda: db.get_database()[KEYS_COLLECTION])
     tokens = JwtVerifier.from_settings(settings)
-    return Access(policy, keys=keys, tokens=tokens if tokens.configured else None)
+    access = Access(policy, keys=keys, tokens=tokens if tokens.configured else None)
+    access.compile(resources)
+    return access
 
 
 def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> WSGIApplication:

@@ -11,7 +11,7 @@ from restengine.auth.policy import DEFAULT, load_policy
 from restengine.auth.principal import ANONYMOUS, Principal
 from restengine.config import ConfigError
 
-RESOURCES = {"books", "authors", "orders"}
+RESOURCES = {"books": {"id", "title"}, "authors": {"id", "name"}, "orders": {"id", "customer", "note", "status"}}
 EDITOR = Principal("key", "k1", frozenset({"editor"}))
 CLERK = Principal("jwt", "u1", frozenset({"clerk"}))
 ADMIN = Principal("key", "k2", frozenset({"admin"}))
@@ -64,10 +64,11 @@ def test_the_default_policy_lets_everyone_read_and_admin_write() -> None:
     [
         ("[anonymous]\nbooks = ['read', 'steal']", "anonymous.books: unknown actions ['steal']"),
         ("[anonymous]\nbook = ['read']", "anonymous.book: no resource named 'book' is served"),
-        ("[roles.c.orders]\nactions = ['read']\nwhere = { customer = '{sub}' }", "where (row and field rules)"),
-        ("[roles.c.orders]\nactions = ['read']\nhidden = ['note']", "hidden (row and field rules)"),
-        ("[roles.c.orders]\nactions = ['read']\nread_only = ['note']", "read_only (row and field rules)"),
-        ("[roles.c.orders]\nverbs = ['read']", "expected only 'actions'"),
+        ("[roles.c.orders]\nactions = ['read']\nhidden = ['secret']", "orders.hidden: unknown fields ['secret']"),
+        ("[roles.c.orders]\nactions = ['read']\nread_only = 'note'", "read_only: expected a list of field names"),
+        ("[roles.c.orders]\nactions = ['read']\nwhere = 'customer'", "where: expected a table of field = value"),
+        ("[roles.c.'*']\nactions = ['read']\nhidden = ['note']", 'need one resource, not "*"'),
+        ("[roles.c.orders]\nverbs = ['read']", "expected actions (and where, hidden, read_only)"),
         ("[everyone]\nbooks = ['read']", "unknown sections ['everyone']"),
         ("[anonymous]\nbooks = 'read'", "expected a list of actions"),
         ("[anonymous\n", "cannot read"),
@@ -77,6 +78,42 @@ def test_a_policy_that_cannot_be_applied_as_written_is_refused(tmp_path: Path, t
     with pytest.raises(ConfigError, match="RESTENGINE_POLICY") as refused:
         load_policy(policy_file(tmp_path, text), RESOURCES)
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_several_rules_for_one_action_merge_to_the_most_permissive(tmp_path: Path) -> None:
+    text = """
+[anonymous.orders]
+actions = ["read"]
+where = { status = "open" }
+hidden = ["note", "status"]
+
+[roles.customer.orders]
+actions = ["read", "create"]
+where = { customer = "{sub}" }
+hidden = ["note"]
+read_only = ["status"]
+
+[roles.clerk.orders]
+actions = ["read"]
+where = { customer = "{shop}" }
+"""
+    policy = load_policy(policy_file(tmp_path, text), RESOURCES)
+    anonymous = policy.view(ANONYMOUS, "orders", "read")
+    assert anonymous is not None
+    assert (anonymous.where, anonymous.hidden) == (({"status": "open"},), {"note", "status"})
+    ada = Principal("jwt", "ABC123", frozenset({"customer"}))
+    view = policy.view(ada, "orders", "read")
+    assert view is not None
+    assert view.where == ({"status": "open"}, {"customer": "ABC123"}), "either rule's documents"
+    assert view.hidden == {"note"}, "hidden only where every granting rule hides it"
+    create = policy.view(ada, "orders", "create")
+    assert create is not None and create.read_only == {"status"} and create.where == ({"customer": "ABC123"},)
+    clerk = Principal("jwt", "u", frozenset({"clerk"}))
+    without_claim = policy.view(clerk, "orders", "read")
+    assert without_claim is not None and without_claim.where == ({"status": "open"},), "a missing claim reaches nothing"
+    with_claim = policy.view(Principal("jwt", "u", frozenset({"clerk"}), {"shop": "XYZ999"}), "orders", "read")
+    assert with_claim is not None and {"customer": "XYZ999"} in with_claim.where
+    assert policy.view(ANONYMOUS, "orders", "create") is None
 
 
 def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:

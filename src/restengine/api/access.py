@@ -12,21 +12,36 @@ When the API is mounted in a host app (no Guard), the views run the same check.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from restengine.api.filters import coerce
+from restengine.api.model import UnknownField, resolve
+from restengine.api.resource import Resource
 from restengine.api.routes import Route, action, parse_route
 from restengine.auth.keys import KeyStore, looks_like_key
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, InvalidCredentials, Principal
 from restengine.auth.tokens import JwtVerifier, KeysUnavailable
+from restengine.config import ConfigError
 from restengine.constants import REQUEST_ID_HEADER
-from restengine.errors import Forbidden, Problem, ServiceUnavailable, Unauthorized, problem_response
+from restengine.errors import (
+    Forbidden,
+    InvalidParameter,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    problem_response,
+)
 from restengine.requestid import request_id
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+VARIANTS = 1024  # restricted resources kept per process (one per role set and claim values met)
 PRINCIPAL = "restengine.principal"  # WSGI environ key: the Principal, once established
 CHECKED = "restengine.access.checked"  # WSGI environ key: the request's action was allowed
 log = logging.getLogger(__name__)
@@ -56,6 +71,8 @@ class Access:
         self.keys = keys
         self.tokens = tokens
         self.authenticate = authenticate
+        self._variants: OrderedDict[tuple[Any, ...], Resource] = OrderedDict()
+        self._lock = threading.Lock()
 
     def principal(self, environ: WSGIEnvironment) -> Principal:
         """The caller of the request in ``environ`` (remembered there).
@@ -105,6 +122,57 @@ class Access:
             raise Unauthorized(f"Credentials are needed to {act} {resource}. {HOW_TO}")
         raise Forbidden(f"Your roles do not allow you to {act} {resource}.")
 
+    def scoped(self, resource: Resource, environ: WSGIEnvironment, act: str) -> Resource:
+        """``resource`` as the request's caller reaches it with ``act``: its documents and fields.
+
+        Without a rule granting ``act`` (a refused request never gets here, but
+        an expanded reference may name a resource its caller may not read), no
+        document at all.
+        """
+        view = self.policy.view(self.principal(environ), resource.name, act)
+        if view is None:
+            return self._restricted(resource, frozenset(), frozenset(), [])
+        if view.unrestricted:
+            return resource
+        scope = None if view.where is None else [s for s in map(partial(compiled, resource), view.where) if s]
+        return self._restricted(resource, view.hidden, view.read_only, scope)
+
+    def _restricted(
+        self, resource: Resource, hidden: frozenset[str], read_only: frozenset[str], scope: list[dict[str, Any]] | None
+    ) -> Resource:
+        key = (id(resource), hidden, read_only, repr(scope))
+        with self._lock:
+            found = self._variants.get(key)
+            if found is not None:
+                self._variants.move_to_end(key)
+                return found
+        made = resource.restricted(hidden, read_only, scope)
+        with self._lock:
+            self._variants[key] = made
+            while len(self._variants) > VARIANTS:
+                self._variants.popitem(last=False)
+        return made
+
+    def compile(self, resources: Mapping[str, Resource]) -> None:
+        """Check every ``where`` of the policy against the fields of the resources it names.
+
+        Raises :class:`ConfigError` naming the rule when a path is unknown or
+        cannot be compared, or a literal value does not fit its field.
+        """
+        sections = {
+            "anonymous": self.policy.anonymous,
+            **{f"roles.{r}": rules for r, rules in self.policy.roles.items()},
+        }
+        for section, rules in sections.items():
+            for name, rule in rules.items():
+                if rule.where is None or name not in resources:
+                    continue
+                for path, value in rule.where.items():
+                    try:
+                        _compiled_value(resources[name], path, value if "{" not in str(value) else None)
+                    except (UnknownField, InvalidParameter) as exc:
+                        raise ConfigError(f"RESTENGINE_POLICY: {section}.{name}.where.{path}: {exc}") from None
+
     def check(self, environ: WSGIEnvironment, route: Route, method: str) -> Principal:
         """Authenticate the request, and require its action on ``route`` (``_bulk`` operations are the view's)."""
         principal = self.principal(environ)
@@ -113,6 +181,32 @@ class Access:
             self.require(principal, route.resource, act)
         environ[CHECKED] = True
         return principal
+
+
+def compiled(resource: Resource, where: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A ``where`` (client paths -> values, claims filled in) as stored path -> stored value.
+
+    ``None`` when a value cannot be one of its field (a caller's claim that is
+    not a valid id, say): that alternative reaches no document.
+    """
+    out: dict[str, Any] = {}
+    for path, value in where.items():
+        try:
+            db_path, stored = _compiled_value(resource, path, value)
+        except (UnknownField, InvalidParameter):
+            return None
+        out[db_path] = stored
+    return out
+
+
+def _compiled_value(resource: Resource, path: str, value: Any) -> tuple[str, Any]:
+    field_path = resolve(resource.doc_cls, path)
+    if field_path.in_list:
+        raise InvalidParameter(path, "a path through a list cannot scope documents")
+    if value is None:
+        return field_path.db_path, None
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return field_path.db_path, coerce(field_path.field, text, path)
 
 
 class Guard:

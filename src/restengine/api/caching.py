@@ -87,8 +87,10 @@ class CachePolicy:
             generations += cache.list_generations([resource.collection_name])
         else:
             generations += cache.item_generations(resource.collection_name, resource.stored_pk(pk))
+        # A caller's rule (its documents and fields) makes its responses differ: its own entries.
+        variant = resource.variant + "".join(target.variant for target in expanded)
         return ReadPlan(
-            request_key(resource.name, environ),
+            request_key(resource.name + variant, environ),
             resource.collection_name,
             tuple(generations),
             ttl,
@@ -148,12 +150,19 @@ class CacheHits:
     """
 
     def __init__(
-        self, wsgi_app: WSGIApplication, policy: CachePolicy, resources: Mapping[str, Resource], url_prefix: str
+        self,
+        wsgi_app: WSGIApplication,
+        policy: CachePolicy,
+        resources: Mapping[str, Resource],
+        url_prefix: str,
+        scope: Callable[[Resource, WSGIEnvironment], Resource] | None = None,
     ) -> None:
+        """``scope`` gives a resource as the request's caller may read it (the access check's)."""
         self.wsgi_app = wsgi_app
         self.policy = policy
         self.resources = resources
         self.prefix = url_prefix
+        self.scope = scope
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -172,6 +181,8 @@ class CacheHits:
         resource = self.resources.get(route.resource)
         if resource is None or "expand" in environ.get("QUERY_STRING", ""):
             return None  # the view answers 404, or works out what the expansions depend on
+        if self.scope is not None:
+            resource = self.scope(resource, environ)
         if route.item is None:
             return self.policy.plan(resource, environ)
         try:

@@ -159,7 +159,11 @@ def _stored_id(value: Any) -> Any:
 
 
 def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions: Sequence[Expansion]) -> None:
-    """Replace reference ids by the referenced items: one query per expansion for all items."""
+    """Replace reference ids by the referenced items: one query per expansion for all items.
+
+    A target restricted for the caller (``Resource.scope``) reads as ``null``
+    where the caller may not read the referenced document.
+    """
     for expansion in expansions:
         db_steps = expansion.path.db_path.split(".")
         ids = {
@@ -180,3 +184,5 @@ def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions:
                 ref = container[key]
                 if isinstance(ref, str) and ref in by_id:
                     container[key] = by_id[ref]
+                elif isinstance(ref, str) and target.scope is not None:
+                    container[key] = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
 from restengine.api.fields import field_type
-from restengine.api.model import UnknownField, item_field, public_fields, resolve
+from restengine.api.model import UnknownField, conjunction, item_field, public_fields, resolve
 from restengine.api.operators import ALL_OPERATORS
 from restengine.api.options import ResourceOptions
 
@@ -63,6 +65,44 @@ class Resource:
         self.filterable = self._filterable()
         for path in options.sortable or ():
             self._check_path(path)
+        # The documents one caller reaches (see ``restricted``): alternatives of
+        # stored path -> stored value; ``None``: every document.
+        self.scope: list[dict[str, Any]] | None = None
+        self.variant = ""  # part of cache keys: what makes this caller's responses differ
+
+    def restricted(
+        self, hidden: frozenset[str], read_only: frozenset[str], scope: list[dict[str, Any]] | None
+    ) -> Resource:
+        """This resource as one caller reaches it: more hidden and read-only fields, only ``scope``'s documents.
+
+        ``scope`` holds alternatives (stored dotted path -> stored value, all
+        equal); ``[]`` reaches no document, ``None`` every one.
+        """
+        options = dataclasses.replace(
+            self.options,
+            name=self.name,
+            hidden=[*self.options.hidden, *sorted(hidden - self.hidden)],
+            read_only=[*self.options.read_only, *sorted(read_only - set(self.options.read_only))],
+        )
+        variant = Resource(self.doc_cls, options, self._lookup)
+        variant.scope = scope
+        key = repr((sorted(hidden), sorted(read_only), scope)).encode()
+        variant.variant = "~" + hashlib.blake2b(key, digest_size=12).hexdigest()
+        return variant
+
+    def scope_filter(self) -> dict[str, Any]:
+        """The filter of the documents this (possibly restricted) resource reaches; ``{}`` for all."""
+        if self.scope is None:
+            return {}
+        if not self.scope:
+            return {"_id": {"$in": []}}
+        return self.scope[0] if len(self.scope) == 1 else {"$or": list(self.scope)}
+
+    def reaches(self, stored: Mapping[str, Any]) -> bool:
+        """Whether a document (its stored form) is one this resource reaches: what a write may leave behind."""
+        if self.scope is None:
+            return True
+        return any(all(_matches(_stored_at(stored, path), value) for path, value in alt.items()) for alt in self.scope)
 
     def serves(self, doc_cls: type[Any]) -> bool:
         """Whether the API of this resource serves ``doc_cls``: what a write through it may refer to."""
@@ -113,8 +153,9 @@ class Resource:
         return projection
 
     def base_filter(self) -> dict[str, Any]:
-        """The filter of the class's own ``objects`` manager: ``_cls`` of a subclass, a custom queryset's."""
-        return dict(self.doc_cls.objects._query)
+        """The filter of every query: the class's own ``objects`` manager's (``_cls`` of a subclass, a custom
+        queryset's) and, for a restricted resource, its scope."""
+        return conjunction(self.doc_cls.objects._query, self.scope_filter())
 
     def collection(self) -> Any:
         return self.doc_cls._get_collection()
@@ -126,3 +167,15 @@ class Resource:
         if not field_type(field).is_reference:
             raise UnknownField(path)
         return field_path, field.document_type
+
+
+def _stored_at(stored: Mapping[str, Any], path: str) -> Any:
+    value: Any = stored
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _matches(stored: Any, value: Any) -> bool:
+    """Equality as MongoDB matches it: a list matches a value it holds."""
+    return stored == value or (isinstance(stored, list) and value in stored)

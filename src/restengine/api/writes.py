@@ -30,6 +30,7 @@ from restengine.api.model import conjunction, embedded_type, item_field, pk_name
 from restengine.api.resource import Resource
 from restengine.errors import (
     Conflict,
+    Forbidden,
     InputError,
     NotFound,
     PreconditionFailed,
@@ -202,10 +203,17 @@ def _assign_ids(docs: Sequence[Any]) -> None:
             doc.pk = ObjectId()
 
 
+def _require_reach(resource: Resource, docs: Sequence[Any]) -> None:
+    """Raise :class:`Forbidden` unless every document is one the caller's rule reaches (nobody writes outside it)."""
+    if resource.scope is not None and not all(resource.reaches(doc.to_mongo()) for doc in docs):
+        raise Forbidden(f"Your rule for {resource.name} does not reach a document like this one.")
+
+
 def create(resource: Resource, body: Any) -> Any:
     """Validate and insert one document; returns the saved Document."""
     doc = build(resource, body)
     validate([doc], resource.serves)
+    _require_reach(resource, [doc])
     _hook(resource, "before_create", doc)
     with _unique(resource):
         doc.save(force_insert=True, validate=False)
@@ -285,6 +293,7 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
     if errors:
         raise InputError(errors)
     validate(docs, resource.serves)
+    _require_reach(resource, docs)
     for doc in docs:
         _hook(resource, "before_create", doc)
     _assign_ids(docs)
@@ -367,8 +376,10 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     and if it changed meanwhile (conditional) 412.
     """
     validate([doc], resource.serves)
+    _require_reach(resource, [doc])
     _hook(resource, "before_update", doc)
-    condition = unchanged_since(raw) if conditional else {}
+    # The document must still be one the caller reaches when the write lands.
+    condition = conjunction(resource.scope_filter(), unchanged_since(raw) if conditional else {})
     try:
         with _unique(resource):
             doc.save(validate=False, save_condition={"__raw__": condition})
@@ -387,7 +398,7 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     """Delete through MongoEngine (delete rules, signals); compare-and-set when ``conditional``."""
     doc = resource.doc_cls._from_son(raw)
     _hook(resource, "before_delete", doc)
-    query = {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})}
+    query = conjunction(resource.scope_filter(), {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})})
     try:
         deleted = resource.doc_cls.objects(__raw__=query).delete()
     except OperationError:

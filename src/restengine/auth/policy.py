@@ -11,13 +11,20 @@ role; ``"*"`` stands for every resource::
     books = ["read", "create", "update", "delete"]
     "*" = ["read"]
 
-    [roles.clerk.orders]          # a role's rule for one resource, as a table
+    [roles.customer.orders]       # a role's rule for one resource, as a table
     actions = ["read", "create"]
+    where = { customer = "{sub}" } # only documents whose customer is the caller's subject
+    hidden = ["note"]              # fields this role never sees or writes
+    read_only = ["status"]         # fields this role sees and never writes
 
 An authenticated caller may do what its roles allow and, in addition, what
-anonymous callers may. Row rules (``where``) and field rules (``hidden``,
-``read_only``) per role are refused with a clear error: they are not enforced
-yet, and a policy that seemed to apply them would give a false sense of safety.
+anonymous callers may. When several rules grant the same action on a
+resource (anonymous and a role, or two roles), the most permissive wins: the
+documents any of them reaches (the ``where`` conditions combined with *or*;
+a rule without ``where`` reaches every document), and the fields every one
+of them hides (or makes read-only). ``where`` compares fields with values,
+which may name the caller's claims: ``{sub}`` is its subject, ``{name}`` the
+claim ``name`` (a rule whose claims the caller lacks reaches no document).
 
 Without a policy file the default applies: anonymous callers (and every
 authenticated caller) read every resource; the ``admin`` role may do
@@ -27,6 +34,7 @@ everything.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -38,46 +46,100 @@ from restengine.config import ConfigError
 ACTIONS = ("read", "create", "update", "delete")
 EVERY = "*"
 ADMIN = "admin"
-NOT_YET = ("where", "hidden", "read_only")
+RULE_KEYS = frozenset({"actions", "where", "hidden", "read_only"})
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
 
-Rules = Mapping[str, frozenset[str]]  # resource name (or "*") -> actions
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What one section grants on one resource: actions, and the documents and fields they reach."""
+
+    actions: frozenset[str]
+    where: Mapping[str, Any] | None = None  # client field path -> value, ``{claim}`` placeholders allowed
+    hidden: frozenset[str] = frozenset()
+    read_only: frozenset[str] = frozenset()
+
+
+Rules = Mapping[str, Rule]  # resource name (or "*") -> its rule
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """What a caller reaches with one action on one resource: the merge of every rule that grants it.
+
+    ``where`` holds the alternatives (each a field path -> value mapping with
+    the caller's claims filled in); ``None`` means every document.
+    """
+
+    where: tuple[Mapping[str, Any], ...] | None
+    hidden: frozenset[str]
+    read_only: frozenset[str]
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.where is None and not self.hidden and not self.read_only
 
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """Who may do what. ``anonymous`` and each of ``roles`` map resource names (or ``"*"``) to actions."""
+    """Who may do what. ``anonymous`` and each of ``roles`` map resource names (or ``"*"``) to a :class:`Rule`."""
 
     anonymous: Rules
     roles: Mapping[str, Rules]
     source: str = "the default policy"
 
+    def rules(self, principal: Principal, resource: str, action: str) -> list[Rule]:
+        """The rules granting ``principal`` ``action`` on ``resource`` (none: refused)."""
+        sections = [self.anonymous, *(self.roles.get(role, {}) for role in sorted(principal.roles))]
+        found = [section.get(resource) or section.get(EVERY) for section in sections]
+        return [rule for rule in found if rule is not None and action in rule.actions]
+
     def allows(self, principal: Principal, resource: str, action: str) -> bool:
         """Whether ``principal`` may take ``action`` on the resource named ``resource``."""
-        if _grants(self.anonymous, resource, action):
-            return True
-        return any(_grants(self.roles.get(role, {}), resource, action) for role in principal.roles)
+        return bool(self.rules(principal, resource, action))
 
-    def anonymous_may_write(self) -> bool:
-        """Whether any write is open to anonymous callers."""
-        return any(actions - {"read"} for actions in self.anonymous.values())
+    def view(self, principal: Principal, resource: str, action: str) -> View | None:
+        """What ``action`` on ``resource`` reaches for ``principal``; ``None`` when no rule grants it."""
+        granted = self.rules(principal, resource, action)
+        if not granted:
+            return None
+        hidden = frozenset.intersection(*(rule.hidden for rule in granted))
+        read_only = frozenset.intersection(*(rule.read_only for rule in granted))
+        if any(rule.where is None for rule in granted):
+            return View(None, hidden, read_only)
+        filled = [_filled(rule.where, principal) for rule in granted if rule.where is not None]
+        return View(tuple(where for where in filled if where is not None), hidden, read_only)
 
 
-def _grants(rules: Rules, resource: str, action: str) -> bool:
-    return action in rules.get(resource, ()) or action in rules.get(EVERY, ())
+def _filled(where: Mapping[str, Any], principal: Principal) -> Mapping[str, Any] | None:
+    """``where`` with the caller's claims in place of its placeholders; ``None`` if a claim is missing."""
+    claims = {**principal.claims, "sub": principal.subject}
+    out: dict[str, Any] = {}
+    for path, value in where.items():
+        if not isinstance(value, str):
+            out[path] = value
+            continue
+        names = _PLACEHOLDER.findall(value)
+        if any(not isinstance(claims.get(name), (str, int)) or isinstance(claims.get(name), bool) for name in names):
+            return None
+        out[path] = _PLACEHOLDER.sub(lambda m: str(claims[m.group(1)]), value)
+    return out
 
 
 DEFAULT = Policy(
-    anonymous={EVERY: frozenset({"read"})},
-    roles={ADMIN: {EVERY: frozenset(ACTIONS)}},
+    anonymous={EVERY: Rule(frozenset({"read"}))},
+    roles={ADMIN: {EVERY: Rule(frozenset(ACTIONS))}},
 )
 
 
-def load_policy(path: str | Path, resources: Collection[str]) -> Policy:
-    """Read and check the policy file at ``path`` against the served ``resources``' names.
+def load_policy(path: str | Path, resources: Mapping[str, Collection[str]]) -> Policy:
+    """Read and check the policy file at ``path`` against the served resources (name -> field names).
 
     Raises :class:`ConfigError` (one line, naming ``RESTENGINE_POLICY`` and the
     offending entry) for a file that cannot be read or parsed, an unknown
-    action, resource or key, or a row or field rule.
+    action, resource, key or field, or a rule on ``"*"`` that names fields.
+    The values of ``where`` are checked against the fields' types when the
+    API compiles the policy (:meth:`restengine.api.access.Access.compile`).
     """
     try:
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -94,25 +156,44 @@ def load_policy(path: str | Path, resources: Collection[str]) -> Policy:
     return Policy(anonymous, roles, source=str(path))
 
 
-def _rules(table: Any, where: str, resources: Collection[str]) -> Rules:
+def _rules(table: Any, section: str, resources: Mapping[str, Collection[str]]) -> Rules:
     if not isinstance(table, Mapping):
-        raise ConfigError(f"RESTENGINE_POLICY: [{where}] must be a table of resource = [actions]")
-    rules: dict[str, frozenset[str]] = {}
+        raise ConfigError(f"RESTENGINE_POLICY: [{section}] must be a table of resource = [actions]")
+    rules: dict[str, Rule] = {}
     for resource, value in table.items():
-        entry = f"{where}.{resource}"
+        entry = f"{section}.{resource}"
         if resource != EVERY and resource not in resources:
             raise ConfigError(f"RESTENGINE_POLICY: {entry}: no resource named {resource!r} is served")
-        if isinstance(value, Mapping):
-            refused = sorted(set(value) & set(NOT_YET))
-            if refused:
-                raise ConfigError(
-                    f"RESTENGINE_POLICY: {entry}: {', '.join(refused)} (row and field rules) are not supported yet"
-                )
-            if set(value) != {"actions"}:
-                raise ConfigError(f"RESTENGINE_POLICY: {entry}: expected only 'actions', got {sorted(value)}")
-            value = value["actions"]
-        rules[resource] = _actions(value, entry)
+        if not isinstance(value, Mapping):
+            rules[resource] = Rule(_actions(value, entry))
+            continue
+        unknown = sorted(set(value) - RULE_KEYS)
+        if unknown or "actions" not in value:
+            raise ConfigError(
+                f"RESTENGINE_POLICY: {entry}: expected actions (and where, hidden, read_only), got {sorted(value)}"
+            )
+        if resource == EVERY and set(value) != {"actions"}:
+            raise ConfigError(f'RESTENGINE_POLICY: {entry}: where, hidden and read_only need one resource, not "*"')
+        fields = resources.get(resource, ())
+        where = value.get("where")
+        if where is not None and (not isinstance(where, Mapping) or not where):
+            raise ConfigError(f"RESTENGINE_POLICY: {entry}.where: expected a table of field = value")
+        rules[resource] = Rule(
+            _actions(value["actions"], entry),
+            where=dict(where) if where is not None else None,
+            hidden=_fields(value.get("hidden", []), f"{entry}.hidden", fields),
+            read_only=_fields(value.get("read_only", []), f"{entry}.read_only", fields),
+        )
     return rules
+
+
+def _fields(value: Any, entry: str, fields: Collection[str]) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"RESTENGINE_POLICY: {entry}: expected a list of field names")
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ConfigError(f"RESTENGINE_POLICY: {entry}: unknown fields {unknown}")
+    return frozenset(value)
 
 
 def _actions(value: Any, entry: str) -> frozenset[str]:
@@ -122,7 +203,3 @@ def _actions(value: Any, entry: str) -> frozenset[str]:
     if unknown:
         raise ConfigError(f"RESTENGINE_POLICY: {entry}: unknown actions {unknown} (expected {', '.join(ACTIONS)})")
     return frozenset(value)
-
-
-OPEN = Policy({EVERY: frozenset(ACTIONS)}, {}, source="RESTENGINE_AUTH=off")
-"""Every action on every resource for everyone."""
