@@ -63,3 +63,37 @@ def test_keys_jwts_and_the_shared_cache_through_two_instances(tmp_path: Path, mo
         assert status == 403
         status, headers, _ = call(one, "GET", "/api/customers", headers={"Authorization": "Bearer rek_0_bad"})
         assert status == 401 and headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_rs256_tokens_from_a_jwks_through_gunicorn(tmp_path: Path, mongodb_uri: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.jwks import JwksServer, Signer
+
+    signer = Signer("rsa-e2e", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    stranger = Signer("rsa-e2e", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    server = JwksServer()
+    server.serve(signer)
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_DOCUMENTS": "tests.legacy_models",
+        "RESTENGINE_SECRET_KEY": TEST_SECRET,
+        "RESTENGINE_AUTH": "on",
+        "RESTENGINE_JWKS_URL": server.url,
+        "RESTENGINE_JWT_AUDIENCE": "restengine-e2e",
+    }
+    claims = {"sub": "ada", "roles": ["admin"], "aud": "restengine-e2e", "exp": int(time.time()) + 300}
+    try:
+        with gunicorn(tmp_path, env, app=APP) as (port, _):
+            admin = {"Authorization": f"Bearer {signer.sign(claims)}"}
+            status, _, body = call(port, "POST", "/api/customers", {"code": "JWK001", "name": "Jwk"}, admin)
+            assert status == 201, body
+            forged = {"Authorization": f"Bearer {stranger.sign(claims)}"}
+            status, headers, _ = call(port, "POST", "/api/customers", {"code": "JWK002", "name": "No"}, forged)
+            assert status == 401 and headers["www-authenticate"] == 'Bearer error="invalid_token"'
+            elsewhere = {"Authorization": f"Bearer {signer.sign({**claims, 'aud': 'another-api'})}"}
+            status, _, _ = call(port, "POST", "/api/customers", {"code": "JWK003", "name": "No"}, elsewhere)
+            assert status == 401
+        assert server.requests >= 1
+    finally:
+        server.stop()
