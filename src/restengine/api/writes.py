@@ -420,6 +420,7 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
 class Operation:
     index: int
     op: str
+    resource: Resource  # as the caller reaches it with this operation's action
     doc: Any = None
     pk: Any = None
     request: Any = None
@@ -438,13 +439,22 @@ def bulk_operations(body: Any) -> set[str]:
 
 
 def plan_bulk(
-    resource: Resource, body: Any, merge: Callable[[Any, Any], Any], encode: Callable[[Any], Any]
+    resource: Resource,
+    body: Any,
+    merge: Callable[[Any, Any], Any],
+    encode: Callable[[Resource, Any], Any],
+    scoped: Callable[[str], Resource] | None = None,
 ) -> tuple[list[Operation], bool]:
     """Parse and validate a ``_bulk`` body; every operation is checked before anything is written.
 
-    ``merge`` applies a merge patch; ``encode`` gives a raw document's representation.
-    Raises :class:`InputError` with errors keyed by operation index.
+    ``merge`` applies a merge patch; ``encode`` gives a raw document's representation
+    through a resource. ``scoped(op)`` is the resource as the caller reaches it
+    with that operation (``insert``, ``update``, ``replace``, ``delete``): a
+    document outside it is "no such item", and an insert or update that would
+    leave one outside is refused. Raises :class:`InputError` with errors keyed
+    by operation index.
     """
+    reach = scoped or (lambda op: resource)
     if not isinstance(body, dict) or not isinstance(body.get("operations"), list):
         raise InputError({"operations": 'expected {"operations": [...], "ordered": true|false}'})
     ordered = body.get("ordered", True)
@@ -466,34 +476,37 @@ def plan_bulk(
                 pks[index] = pk_value(resource.doc_cls, str(spec.get("id")))
             except (ValueError, TypeError):
                 errors[str(index)] = {"id": "not a valid id for this resource"}
-    stored = {
-        raw["_id"]: dict(raw)
-        for raw in resource.collection().find(conjunction(resource.base_filter(), {"_id": {"$in": list(pks.values())}}))
-    }
+    stored = _stored(reach, operations, pks)
     for index, spec in enumerate(operations):
         if str(index) in errors:
             continue
         op = spec["op"]
+        target_resource = reach(op)
         try:
             if op == "insert":
-                plan.append(Operation(index, op, doc=build(resource, spec.get("document"))))
+                doc = build(target_resource, spec.get("document"))
+                plan.append(Operation(index, op, target_resource, doc=doc))
                 continue
-            raw = stored.get(pks[index])
+            raw = stored.get(index)
             if raw is None:
                 errors[str(index)] = {"id": "no such item"}
                 continue
             if op == "delete":
-                plan.append(Operation(index, op, pk=pks[index], doc=resource.doc_cls._from_son(raw)))
+                doc = target_resource.doc_cls._from_son(raw)
+                plan.append(Operation(index, op, target_resource, pk=pks[index], doc=doc))
                 continue
-            representation = encode(raw)
+            representation = encode(target_resource, raw)
             key = "patch" if op == "update" else "document"
             if not isinstance(spec.get(key), dict):
                 raise InputError({key: "must be a JSON object"})
             target = merge(representation, spec[key]) if op == "update" else spec[key]
-            doc = apply(resource, raw, target, representation)
-            plan.append(Operation(index, op, doc=doc, pk=pks[index], request=raw))
+            doc = apply(target_resource, raw, target, representation)
+            plan.append(Operation(index, op, target_resource, doc=doc, pk=pks[index], request=raw))
         except InputError as exc:
             errors[str(index)] = exc.errors
+    for operation in plan:
+        if operation.op != "delete" and not operation.resource.reaches(operation.doc.to_mongo()):
+            errors[str(operation.index)] = {"": "not a document your access rule reaches"}
     docs = [o.doc for o in plan if o.op != "delete"]
     if docs and not errors:
         try:
@@ -507,6 +520,21 @@ def plan_bulk(
     if errors:
         raise InputError(dict(sorted(errors.items(), key=lambda kv: int(kv[0]))))
     return plan, ordered
+
+
+def _stored(reach: Callable[[str], Resource], operations: list[Any], pks: Mapping[int, Any]) -> dict[int, Any]:
+    """The stored documents the operations with an id name, by operation index: one query per resource."""
+    wanted: dict[int, tuple[Resource, list[int]]] = {}
+    for index in pks:
+        target = reach(operations[index]["op"])
+        wanted.setdefault(id(target), (target, []))[1].append(index)
+    found: dict[int, Any] = {}
+    for target, indexes in wanted.values():
+        ids = [pks[index] for index in indexes]
+        query = conjunction(target.base_filter(), {"_id": {"$in": ids}})
+        raws = {raw["_id"]: dict(raw) for raw in target.collection().find(query)}
+        found.update({index: raws[pks[index]] for index in indexes if pks[index] in raws})
+    return found
 
 
 def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, Any]:
@@ -537,18 +565,17 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
     _assign_ids([op.doc for op in plan if op.op == "insert"])
     requests: list[Any] = []
     positions: list[int] = []  # plan position of each request (unchanged updates send nothing)
-    base = resource.base_filter()
     for position, op in enumerate(plan):
         request: InsertOne[Any] | DeleteOne | UpdateOne
         if op.op == "insert":
             request = InsertOne(op.doc.to_mongo())
-        elif op.op == "delete":
-            request = DeleteOne(conjunction(base, {"_id": op.pk}))
+        elif op.op == "delete":  # only while the document is still one the caller reaches
+            request = DeleteOne(conjunction(op.resource.base_filter(), {"_id": op.pk}))
         else:
             update = op.doc._get_update_doc()
             if not update:
                 continue
-            request = UpdateOne(conjunction(base, {"_id": op.pk}), update)
+            request = UpdateOne(conjunction(op.resource.base_filter(), {"_id": op.pk}), update)
         requests.append(request)
         positions.append(position)
     failed: dict[int, dict[str, Any]] = {}
