@@ -34,19 +34,25 @@ def parse_wrk(text: str) -> dict[str, Any]:
         **{k: latency.get(k) for k in ("p50", "p90", "p99")},
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, sock.groups())) if sock else 0,
+        "socket_error_kinds": dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
+        if sock
+        else {},
     }
 
 
 def wrk(port: int, path: str = "", *, connections: int, seconds: int, threads: int = 2,
         script: Path | None = None, env: Mapping[str, str] | None = None,
-        timeout: str | None = None) -> dict[str, Any]:  # fmt: skip
+        timeout: str | None = None, headers: Iterable[str] = ()) -> dict[str, Any]:  # fmt: skip
     """Run ``wrk --latency`` against ``http://127.0.0.1:<port><path>`` and return ``parse_wrk``'s figures.
 
     ``script`` is a Lua script, configured through ``env`` (added to this process's environment);
-    ``timeout`` is wrk's own per-request ``--timeout`` (e.g. ``"5s"``). Raises RuntimeError when wrk
-    fails; the whole run is bounded by ``seconds`` + 30.
+    ``timeout`` is wrk's own per-request ``--timeout`` (e.g. ``"5s"``); ``headers`` are sent with every
+    request (``"Name: value"``, wrk's ``-H``). Raises RuntimeError when wrk fails; the whole run is
+    bounded by ``seconds`` + 30.
     """
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        argv += ["-H", header]
     if timeout is not None:
         argv += ["--timeout", timeout]
     if script is not None:

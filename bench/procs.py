@@ -70,11 +70,22 @@ def launch(procs: list[Managed], port: int) -> App:
     return App(procs, port)
 
 
-def gunicorn_app(name: str, port: int, env: dict[str, str], log_dir: Path, app: str, health: str) -> Managed:
+def gunicorn_app(name: str, port: int, env: dict[str, str], log_dir: Path, app: str, health: str,
+                 options: Sequence[str] = ()) -> Managed:  # fmt: skip
     """gunicorn with the project's gunicorn.conf.py serving ``app`` (module:variable) on ``port``,
-    started from the repository root; ready when ``GET health`` answers 200. Not started yet."""
+    started from the repository root; ready when ``GET health`` answers 200. ``options`` are more
+    gunicorn flags, which override the configuration (e.g. ``no_access_log``). Not started yet."""
     proc = gunicorn_process(name, port, env, log_dir)
-    return dataclasses.replace(proc, argv=[*proc.argv, app], cwd=ROOT, ready=lambda: http_ok(port, health))
+    return dataclasses.replace(proc, argv=[*proc.argv, *options, app], cwd=ROOT, ready=lambda: http_ok(port, health))
+
+
+def no_access_log(directory: Path) -> tuple[str, ...]:
+    """gunicorn flags for ``gunicorn_app``'s ``options``: the project's configuration without its access
+    log (a ``--config`` file written in ``directory``, which replaces gunicorn.conf.py; gunicorn has no
+    flag that turns a configured access log off)."""
+    path = directory / "gunicorn_no_access_log.py"
+    path.write_text("from restengine.ops.gunicorn_conf import *  # noqa: F403\n\naccesslog = None\n")
+    return ("--config", str(path))
 
 
 def command_app(name: str, argv: list[str], port: int, env: dict[str, str], log_dir: Path, health: str) -> Managed:
@@ -102,6 +113,61 @@ class Services:
     def stop(self) -> None:
         """Stop the redis-server (the database is the caller's)."""
         self.redis.stop()
+
+
+class Harness:
+    """What a focused benchmark runs on, in ``tmp`` (logs in ``tmp/log``): the embedded database, a
+    redis-server and ``books`` demo books, then the apps it ``start``s on them.
+
+    ``with Harness(tmp, books) as harness: harness.start([...])``: leaving the block stops the apps
+    (last started first), Redis and the database, also on an error or Ctrl-C; from then on SIGINT and
+    SIGTERM are ignored, so a second Ctrl-C cannot cut the clean-up short.
+    """
+
+    def __init__(self, tmp: Path, books: int) -> None:
+        self.tmp, self.books, self.log_dir = tmp, books, tmp / "log"
+        self.database = DatabaseServer(tmp / "data", free_port())
+        self._services: Services | None = None
+        self.apps: list[Managed] = []
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("the harness is not started")
+        return self._services
+
+    def __enter__(self) -> Harness:
+        try:
+            self.database.start()
+            self._services = start_services(self.database.uri, self.books, self.tmp, self.log_dir)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, apps: Sequence[Managed]) -> None:
+        """Start ``apps`` and wait until each is ready (see ``start_all``); they stop with the harness."""
+        start_all(apps)
+        self.apps.extend(apps)
+
+    def pids(self) -> dict[str, int | None]:
+        """The PIDs of the shared services, for CPU readings: ``redis`` and ``db``."""
+        db = self.database.process
+        return {"redis": self.services.redis.pid, "db": db.pid if db is not None else None}
+
+    def close(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        for proc in reversed(self.apps):
+            proc.stop()
+        self.apps.clear()
+        if self._services is not None:
+            self._services.stop()
+            self._services = None
+        self.database.stop()
 
 
 def start_services(database_uri: str, books: int, tmp: Path, log_dir: Path) -> Services:

@@ -15,7 +15,7 @@ import orjson
 import pymongo
 from flask import Response, request, url_for
 
-from restengine.api import pagination, reads, writes
+from restengine.api import bulk, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
@@ -215,7 +215,7 @@ class Views:
         access = self.api.access
         if access is not None:  # each kind of operation needs the action it takes on its own
             principal = access.principal(request.environ)
-            for act in sorted({BULK_ACTIONS[op] for op in writes.bulk_operations(body) if op in BULK_ACTIONS}):
+            for act in sorted({BULK_ACTIONS[op] for op in bulk.bulk_operations(body) if op in BULK_ACTIONS}):
                 access.require(principal, resource.name, act)
 
         def encode(target: Resource, raw: dict[str, Any]) -> dict[str, Any]:
@@ -224,9 +224,9 @@ class Views:
         def scoped(op: str) -> Resource:
             return self._scoped(resource, BULK_ACTIONS[op])
 
-        plan, ordered = writes.plan_bulk(resource, body, merge_patch, encode, scoped)
+        plan, ordered = bulk.plan_bulk(resource, body, merge_patch, encode, scoped)
         try:
-            results = writes.run_bulk(resource, plan, ordered)
+            results = bulk.run_bulk(resource, plan, ordered)
         finally:
             self.cache_policy.invalidate(resource)  # bulk_write sends no MongoEngine signals
         failed = any(r["status"] not in (200, 201, 204) for r in results)

@@ -10,8 +10,6 @@ needed and none is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -22,7 +20,6 @@ from mongoengine import fields as mf
 from mongoengine import signals
 from mongoengine.base.common import _document_registry
 from mongoengine.errors import OperationError, SaveConditionError
-from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from restengine.api.codec import input_values, pk_value
@@ -37,8 +34,6 @@ from restengine.errors import (
     duplicate_message,
     unique_index_fields,
 )
-
-log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- building documents
 
@@ -187,7 +182,7 @@ def validate(docs: Sequence[Any], served: Callable[[type[Any]], bool] | None = N
         raise InputError(errors[0] if len(docs) == 1 else {str(i): e for i, e in sorted(errors.items())})
 
 
-def _hook(resource: Resource, name: str, doc: Any) -> None:
+def hook(resource: Resource, name: str, doc: Any) -> None:
     hook: Callable[[Any], None] | None = getattr(resource.options, name)
     if hook is not None:
         hook(doc)
@@ -196,7 +191,7 @@ def _hook(resource: Resource, name: str, doc: Any) -> None:
 # ---------------------------------------------------------------- create
 
 
-def _assign_ids(docs: Sequence[Any]) -> None:
+def assign_ids(docs: Sequence[Any]) -> None:
     """Give new documents their ObjectIds now, so a failed batch can be undone exactly."""
     for doc in docs:
         if doc.pk is None and isinstance(doc._fields[pk_name(type(doc))], mf.ObjectIdField):
@@ -214,10 +209,10 @@ def create(resource: Resource, body: Any) -> Any:
     doc = build(resource, body)
     validate([doc], resource.serves)
     _require_reach(resource, [doc])
-    _hook(resource, "before_create", doc)
+    hook(resource, "before_create", doc)
     with _unique(resource):
         doc.save(force_insert=True, validate=False)
-    _hook(resource, "after_create", doc)
+    hook(resource, "after_create", doc)
     return doc
 
 
@@ -295,8 +290,8 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
     validate(docs, resource.serves)
     _require_reach(resource, docs)
     for doc in docs:
-        _hook(resource, "before_create", doc)
-    _assign_ids(docs)
+        hook(resource, "before_create", doc)
+    assign_ids(docs)
     # What QuerySet.insert does (one insert_many, the bulk-insert signals), but
     # undoing a partial insert exactly: insert() refuses documents whose
     # primary key is already set, and reports a batch failure without counts.
@@ -318,7 +313,7 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
     signals.post_bulk_insert.send(resource.doc_cls, documents=docs, loaded=False)
     for doc in docs:
         doc._created = False
-        _hook(resource, "after_create", doc)
+        hook(resource, "after_create", doc)
     return docs
 
 
@@ -377,7 +372,7 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
     """
     validate([doc], resource.serves)
     _require_reach(resource, [doc])
-    _hook(resource, "before_update", doc)
+    hook(resource, "before_update", doc)
     # The document must still be one the caller reaches when the write lands.
     condition = conjunction(resource.scope_filter(), unchanged_since(raw) if conditional else {})
     try:
@@ -387,7 +382,7 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.") from None
         raise NotFound() from None
-    _hook(resource, "after_update", doc)
+    hook(resource, "after_update", doc)
     return doc
 
 
@@ -397,7 +392,7 @@ REFERRED_TO = "Other items refer to this one; it cannot be deleted while they do
 def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> None:
     """Delete through MongoEngine (delete rules, signals); compare-and-set when ``conditional``."""
     doc = resource.doc_cls._from_son(raw)
-    _hook(resource, "before_delete", doc)
+    hook(resource, "before_delete", doc)
     query = conjunction(resource.scope_filter(), {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})})
     try:
         deleted = resource.doc_cls.objects(__raw__=query).delete()
@@ -410,200 +405,4 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         raise NotFound()
-    _hook(resource, "after_delete", doc)
-
-
-# ---------------------------------------------------------------- _bulk
-
-
-@dataclasses.dataclass
-class Operation:
-    index: int
-    op: str
-    resource: Resource  # as the caller reaches it with this operation's action
-    doc: Any = None
-    pk: Any = None
-    request: Any = None
-
-
-# Each _bulk operation needs the method that would do the same on its own.
-BULK_METHODS = {"insert": "POST", "update": "PATCH", "replace": "PUT", "delete": "DELETE"}
-
-
-def bulk_operations(body: Any) -> set[str]:
-    """The operation names (``op``) a ``_bulk`` body asks for, whatever else is wrong with it."""
-    operations = body.get("operations") if isinstance(body, dict) else None
-    if not isinstance(operations, list):
-        return set()
-    return {spec["op"] for spec in operations if isinstance(spec, dict) and isinstance(spec.get("op"), str)}
-
-
-def plan_bulk(
-    resource: Resource,
-    body: Any,
-    merge: Callable[[Any, Any], Any],
-    encode: Callable[[Resource, Any], Any],
-    scoped: Callable[[str], Resource] | None = None,
-) -> tuple[list[Operation], bool]:
-    """Parse and validate a ``_bulk`` body; every operation is checked before anything is written.
-
-    ``merge`` applies a merge patch; ``encode`` gives a raw document's representation
-    through a resource. ``scoped(op)`` is the resource as the caller reaches it
-    with that operation (``insert``, ``update``, ``replace``, ``delete``): a
-    document outside it is "no such item", and an insert or update that would
-    leave one outside is refused. Raises :class:`InputError` with errors keyed
-    by operation index.
-    """
-    reach = scoped or (lambda op: resource)
-    if not isinstance(body, dict) or not isinstance(body.get("operations"), list):
-        raise InputError({"operations": 'expected {"operations": [...], "ordered": true|false}'})
-    ordered = body.get("ordered", True)
-    if not isinstance(ordered, bool):
-        raise InputError({"ordered": "must be true or false"})
-    operations = body["operations"]
-    if not 1 <= len(operations) <= 1000:
-        raise InputError({"operations": "between 1 and 1000 operations"})
-    plan: list[Operation] = []
-    errors: dict[str, Any] = {}
-    pks: dict[int, Any] = {}
-    allowed = [op for op, method in BULK_METHODS.items() if method in resource.methods]
-    for index, spec in enumerate(operations):
-        op = spec.get("op") if isinstance(spec, dict) else None
-        if op not in allowed:
-            errors[str(index)] = {"op": f"must be one of {', '.join(allowed)} (the methods this resource allows)"}
-        elif op != "insert":
-            try:
-                pks[index] = pk_value(resource.doc_cls, str(spec.get("id")))
-            except (ValueError, TypeError):
-                errors[str(index)] = {"id": "not a valid id for this resource"}
-    stored = _stored(reach, operations, pks)
-    for index, spec in enumerate(operations):
-        if str(index) in errors:
-            continue
-        op = spec["op"]
-        target_resource = reach(op)
-        try:
-            if op == "insert":
-                doc = build(target_resource, spec.get("document"))
-                plan.append(Operation(index, op, target_resource, doc=doc))
-                continue
-            raw = stored.get(index)
-            if raw is None:
-                errors[str(index)] = {"id": "no such item"}
-                continue
-            if op == "delete":
-                doc = target_resource.doc_cls._from_son(raw)
-                plan.append(Operation(index, op, target_resource, pk=pks[index], doc=doc))
-                continue
-            representation = encode(target_resource, raw)
-            key = "patch" if op == "update" else "document"
-            if not isinstance(spec.get(key), dict):
-                raise InputError({key: "must be a JSON object"})
-            target = merge(representation, spec[key]) if op == "update" else spec[key]
-            doc = apply(target_resource, raw, target, representation)
-            plan.append(Operation(index, op, target_resource, doc=doc, pk=pks[index], request=raw))
-        except InputError as exc:
-            errors[str(index)] = exc.errors
-    for operation in plan:
-        if operation.op != "delete" and not operation.resource.reaches(operation.doc.to_mongo()):
-            errors[str(operation.index)] = {"": "not a document your access rule reaches"}
-    docs = [o.doc for o in plan if o.op != "delete"]
-    if docs and not errors:
-        try:
-            validate(docs, resource.serves)
-        except InputError as exc:
-            failed = exc.errors if len(docs) > 1 else {"0": exc.errors}
-            writes = [o for o in plan if o.op != "delete"]
-            errors.update({str(writes[int(i)].index): e for i, e in failed.items()})
-    deny = _denied_deletes(resource, [o for o in plan if o.op == "delete"])
-    errors.update(deny)
-    if errors:
-        raise InputError(dict(sorted(errors.items(), key=lambda kv: int(kv[0]))))
-    return plan, ordered
-
-
-def _stored(reach: Callable[[str], Resource], operations: list[Any], pks: Mapping[int, Any]) -> dict[int, Any]:
-    """The stored documents the operations with an id name, by operation index: one query per resource."""
-    wanted: dict[int, tuple[Resource, list[int]]] = {}
-    for index in pks:
-        target = reach(operations[index]["op"])
-        wanted.setdefault(id(target), (target, []))[1].append(index)
-    found: dict[int, Any] = {}
-    for target, indexes in wanted.values():
-        ids = [pks[index] for index in indexes]
-        query = conjunction(target.base_filter(), {"_id": {"$in": ids}})
-        raws = {raw["_id"]: dict(raw) for raw in target.collection().find(query)}
-        found.update({index: raws[pks[index]] for index in indexes if pks[index] in raws})
-    return found
-
-
-def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, Any]:
-    """Deletes refused by delete rules (``bulk_write`` bypasses MongoEngine's rule handling)."""
-    rules = resource.doc_cls._meta.get("delete_rules") or {}
-    if not deletes or not rules:
-        return {}
-    errors: dict[str, Any] = {}
-    for (ref_cls, field_name), rule in rules.items():
-        if rule != mongoengine.DENY:
-            for op in deletes:
-                errors[str(op.index)] = {"id": "has delete rules that need DELETE on the item"}
-            continue
-        referenced = {
-            getattr(getattr(d, field_name), "pk", getattr(d, field_name))
-            for d in ref_cls.objects(**{f"{field_name}__in": [op.pk for op in deletes]}).only(field_name)
-        }
-        for op in deletes:
-            if op.pk in referenced:
-                errors[str(op.index)] = {"id": "other items refer to it"}  # never the referring class or field
-    return errors
-
-
-def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[dict[str, Any]]:
-    """Execute a validated plan in one ``bulk_write``; returns per-operation results."""
-    for op in plan:
-        _hook(resource, {"insert": "before_create", "delete": "before_delete"}.get(op.op, "before_update"), op.doc)
-    _assign_ids([op.doc for op in plan if op.op == "insert"])
-    requests: list[Any] = []
-    positions: list[int] = []  # plan position of each request (unchanged updates send nothing)
-    for position, op in enumerate(plan):
-        request: InsertOne[Any] | DeleteOne | UpdateOne
-        if op.op == "insert":
-            request = InsertOne(op.doc.to_mongo())
-        elif op.op == "delete":  # only while the document is still one the caller reaches
-            request = DeleteOne(conjunction(op.resource.base_filter(), {"_id": op.pk}))
-        else:
-            update = op.doc._get_update_doc()
-            if not update:
-                continue
-            request = UpdateOne(conjunction(op.resource.base_filter(), {"_id": op.pk}), update)
-        requests.append(request)
-        positions.append(position)
-    failed: dict[int, dict[str, Any]] = {}
-    executed = len(plan)
-    try:
-        if requests:
-            resource.collection().bulk_write(requests, ordered=ordered)
-    except BulkWriteError as exc:
-        for error in exc.details.get("writeErrors", []):
-            # The server's errmsg names the collection, the index, stored fields and values: never sent.
-            if error.get("code") in DUPLICATE_KEY:
-                outcome = {"status": 409, "error": duplicate_message(unique_fields(resource, error))}
-            else:
-                log.info("bulk write error on %s: %s", resource.name, error.get("errmsg"))
-                outcome = {"status": 422, "error": "The database refused this operation."}
-            failed[positions[error["index"]]] = outcome
-        if ordered and failed:
-            executed = min(failed)
-    results: list[dict[str, Any]] = []
-    status_ok = {"insert": 201, "update": 200, "replace": 200, "delete": 204}
-    for position, op in enumerate(plan):
-        result: dict[str, Any] = {"index": op.index, "op": op.op, "id": str(op.doc.pk if op.doc else op.pk)}
-        if position in failed:
-            result.update(failed[position])
-        elif position > executed:
-            result["status"] = None  # not attempted: an earlier operation of an ordered batch failed
-        else:
-            result["status"] = status_ok[op.op]
-            _hook(resource, {"insert": "after_create", "delete": "after_delete"}.get(op.op, "after_update"), op.doc)
-        results.append(result)
-    return results
+    hook(resource, "after_delete", doc)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from restengine.api.bulk import BULK_METHODS
 from restengine.api.fields import Schema, field_type, ref
 from restengine.api.filters import MAX_FILTERS
 from restengine.api.openapi.components import BULK_RESULTS, header_refs, responses
 from restengine.api.openapi.parameters import list_parameters, read_parameters
 from restengine.api.openapi.schemas import Schemas
 from restengine.api.resource import Resource
-from restengine.api.writes import BULK_METHODS
 from restengine.constants import JSON, MERGE_PATCH
 
 
