@@ -29,7 +29,7 @@ from restengine import create_app
 from restengine.documents import load_documents
 from restengine.ops.indexes import create_indexes
 from tests import legacy_models
-from tests.keys import TEST_SECRET
+from tests.keys import OTHER_SECRET, TEST_SECRET
 from tests.legacy_models import Address, Customer, Order, OrderLine, Product
 
 ALL_DOCUMENTS = "restengine.demo.bookstore,tests.legacy_models"
@@ -248,3 +248,15 @@ def legacy_app(mongodb_uri: str, redis_url: str | None = None, **config: Any) ->
     if redis_url:
         settings["REDIS_URL"] = redis_url
     return create_app(settings)
+
+
+@contextmanager
+def protected_app(mongodb_uri: str, redis_url: str | None = None, **config: Any) -> Iterator[Flask]:
+    """The legacy app with the access check on, taking HS256 JWTs signed with ``OTHER_SECRET``, ``config`` on top."""
+    settings = {"RESTENGINE_AUTH": "on", "RESTENGINE_JWT_SECRET": OTHER_SECRET, **config}
+    with legacy_registry():
+        app = legacy_app(mongodb_uri, redis_url, **settings)
+        try:
+            yield app
+        finally:
+            restengine.db.close_all()

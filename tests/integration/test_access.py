@@ -16,7 +16,16 @@ import restengine.db
 from restengine.api import Api
 from restengine.auth.keys import COLLECTION, KeyStore
 from restengine.auth.principal import Principal
-from tests.integration.api_helpers import customer, legacy_app, legacy_registry, new_customer, ok, problem, product
+from tests.integration.api_helpers import (
+    customer,
+    legacy_app,
+    legacy_registry,
+    new_customer,
+    ok,
+    problem,
+    product,
+    protected_app,
+)
 from tests.keys import OTHER_SECRET, TEST_SECRET
 
 JWT_SECRET = OTHER_SECRET
@@ -49,12 +58,8 @@ def policy(tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(mongodb_uri: str, redis_url: str, policy: str) -> Iterator[Flask]:
-    with legacy_registry():
-        app = make(mongodb_uri, redis_url, RESTENGINE_POLICY=policy)
-        try:
-            yield app
-        finally:
-            restengine.db.close_all()
+    with protected_app(mongodb_uri, redis_url, RESTENGINE_POLICY=policy) as app:
+        yield app
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from tests.integration.api_helpers import (
     order_body,
     problem,
     product,
+    protected_app,
 )
 from tests.keys import OTHER_SECRET
 
@@ -62,13 +63,8 @@ DEE = bearer("DEF456", "customer")
 def app(mongodb_uri: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
-    settings = {"RESTENGINE_AUTH": "on", "RESTENGINE_JWT_SECRET": OTHER_SECRET, "RESTENGINE_POLICY": str(policy)}
-    with legacy_registry():
-        app = legacy_app(mongodb_uri, redis_url, **settings)
-        try:
-            yield app
-        finally:
-            restengine.db.close_all()
+    with protected_app(mongodb_uri, redis_url, RESTENGINE_POLICY=str(policy)) as app:
+        yield app
 
 
 @pytest.fixture

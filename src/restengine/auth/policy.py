@@ -188,18 +188,18 @@ def _rules(table: Any, section: str, resources: Mapping[str, Collection[str]]) -
 
 
 def _fields(value: Any, entry: str, fields: Collection[str]) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-        raise ConfigError(f"RESTENGINE_POLICY: {entry}: expected a list of field names")
-    unknown = sorted(set(value) - set(fields))
-    if unknown:
-        raise ConfigError(f"RESTENGINE_POLICY: {entry}: unknown fields {unknown}")
-    return frozenset(value)
+    return _names(value, entry, fields, "field names", "fields")
 
 
 def _actions(value: Any, entry: str) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise ConfigError(f"RESTENGINE_POLICY: {entry}: expected a list of actions ({', '.join(ACTIONS)})")
-    unknown = sorted(set(value) - set(ACTIONS))
+    return _names(value, entry, ACTIONS, f"actions ({', '.join(ACTIONS)})", "actions")
+
+
+def _names(value: Any, entry: str, allowed: Collection[str], expected: str, kind: str) -> frozenset[str]:
+    """A list of names from ``allowed``; :class:`ConfigError` naming ``entry`` otherwise."""
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"RESTENGINE_POLICY: {entry}: expected a list of {expected}")
+    unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise ConfigError(f"RESTENGINE_POLICY: {entry}: unknown actions {unknown} (expected {', '.join(ACTIONS)})")
+        raise ConfigError(f"RESTENGINE_POLICY: {entry}: unknown {kind} {unknown}")
     return frozenset(value)
