@@ -278,6 +278,12 @@ class Settings:
         None,
         "URL of the JSON Web Key Set whose keys sign RS256/ES256 bearer JWTs.",
     )
+    jwks_refresh_seconds: int = setting(
+        "RESTENGINE_JWKS_REFRESH_SECONDS",
+        lambda n, v: parse_int(n, v, 1),
+        30,
+        "At most one fetch of the JWKS this often per process (a token naming an unknown key asks for one).",
+    )
     jwt_audience: str | None = setting(
         "RESTENGINE_JWT_AUDIENCE", parse_optional_str, None, "The `aud` a JWT must carry, when set."
     )

@@ -19,6 +19,11 @@ products = ["read"]
 
 [roles.clerk]
 customers = ["read", "create"]
+
+[roles.customer.customers]
+actions = ["read"]
+where = { code = "{sub}" }
+hidden = ["email"]
 """
 
 
@@ -64,6 +69,20 @@ def test_keys_jwts_and_the_shared_cache_through_two_instances(tmp_path: Path, mo
         status, headers, _ = call(one, "GET", "/api/customers", headers={"Authorization": "Bearer rek_0_bad"})
         assert status == 401 and headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
+        # Row and field rules: each customer sees its own record, without email, through either instance.
+        status, _, _ = call(
+            one, "POST", "/api/customers", {"code": "GUN002", "name": "Two", "email": "t@x.io"}, clerk_key
+        )
+        assert status == 201
+        for code in ("GUN001", "GUN002"):
+            token = jwt.encode({**claims, "sub": code, "roles": ["customer"]}, OTHER_SECRET, algorithm="HS256")
+            mine = {**host, "Authorization": f"Bearer {token}"}
+            status, headers, body = call(one, "GET", "/api/customers", headers=mine)
+            assert status == 200 and [item["id"] for item in body["items"]] == [code], body
+            assert "email" not in body["items"][0] and headers["x-cache"] == "miss", "entries of its own"
+            status, headers, again = call(two, "GET", "/api/customers", headers=mine)
+            assert (headers["x-cache"], again) == ("hit", body), "the same rule values share entries"
+
 
 def test_rs256_tokens_from_a_jwks_through_gunicorn(tmp_path: Path, mongodb_uri: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -80,7 +99,9 @@ def test_rs256_tokens_from_a_jwks_through_gunicorn(tmp_path: Path, mongodb_uri: 
         "RESTENGINE_SECRET_KEY": TEST_SECRET,
         "RESTENGINE_AUTH": "on",
         "RESTENGINE_JWKS_URL": server.url,
+        "RESTENGINE_JWKS_REFRESH_SECONDS": "1",
         "RESTENGINE_JWT_AUDIENCE": "restengine-e2e",
+        "RESTENGINE_WORKERS": "1",  # one process: the rotation below is seen by the worker that fetched before
     }
     claims = {"sub": "ada", "roles": ["admin"], "aud": "restengine-e2e", "exp": int(time.time()) + 300}
     try:
@@ -94,6 +115,15 @@ def test_rs256_tokens_from_a_jwks_through_gunicorn(tmp_path: Path, mongodb_uri: 
             elsewhere = {"Authorization": f"Bearer {signer.sign({**claims, 'aud': 'another-api'})}"}
             status, _, _ = call(port, "POST", "/api/customers", {"code": "JWK003", "name": "No"}, elsewhere)
             assert status == 401
-        assert server.requests >= 1
+            # Rotation: the identity provider publishes a new key, then signs with it.
+            rotated = Signer("rsa-e2e-2", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            server.serve(signer, rotated)
+            time.sleep(1.1)  # RESTENGINE_JWKS_REFRESH_SECONDS: the unknown kid may ask for the new set now
+            new = {"Authorization": f"Bearer {rotated.sign(claims)}"}
+            status, _, body = call(port, "POST", "/api/customers", {"code": "JWK004", "name": "New"}, new)
+            assert status == 201, body
+            status, _, _ = call(port, "GET", "/api/customers/JWK004", headers=admin)
+            assert status == 200, "the old key still works while the set holds it"
+        assert server.requests >= 2
     finally:
         server.stop()

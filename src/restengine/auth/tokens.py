@@ -265,6 +265,7 @@ class JwtVerifier:
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             roles_claim=settings.jwt_roles_claim,
+            jwks_refresh_interval=settings.jwks_refresh_seconds,
         )
 
     @property
