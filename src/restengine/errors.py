@@ -18,11 +18,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Response, current_app, has_app_context
+from flask import Response, current_app, has_app_context, has_request_context, request
 from pymongo.errors import ConnectionFailure, PyMongoError
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header
 
-from restengine.constants import PROBLEM_JSON
+from restengine.constants import JSON, PROBLEM_JSON
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -86,6 +88,26 @@ class MethodNotAllowed(Problem):
 
     def __init__(self, method: str, allowed: list[str] | tuple[str, ...]) -> None:
         super().__init__(f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
+
+
+class NotAcceptable(Problem):
+    """406: the request's ``Accept`` takes neither JSON nor problem+json, the only media types the API sends."""
+
+    status = 406
+
+    def __init__(self) -> None:
+        super().__init__(f"The API answers {JSON} (errors: {PROBLEM_JSON}); the request's Accept allows neither.")
+
+
+def acceptable(accept: str | None) -> bool:
+    """Whether a request's ``Accept`` header value takes JSON or problem+json; an absent or empty one does.
+
+    The one place this is decided: the API's views answer :class:`NotAcceptable` otherwise, and a layer
+    answering before them (the response cache) must leave such a request to them.
+    """
+    if not accept:
+        return True
+    return parse_accept_header(accept, MIMEAccept).best_match((JSON, PROBLEM_JSON)) is not None
 
 
 class Unauthorized(Problem):
@@ -260,12 +282,54 @@ def to_problem(exc: BaseException) -> Problem | None:
     return None
 
 
+DRAIN_LIMIT = 16 * 1024 * 1024  # the most of a refused body read (and discarded) to keep its connection usable
+
+
+def drain_body() -> bool:
+    """Read and discard the request's unread body, at most :data:`DRAIN_LIMIT` bytes; whether it all was read.
+
+    A refused body (413) is left unread by the view, and the next request on a
+    keep-alive connection would start inside it. An application may not send
+    ``Connection: close`` (a hop-by-hop header, PEP 3333; gunicorn drops it and
+    drains at most 64 KiB itself before closing the connection it has just
+    announced as kept alive): reading the body here keeps that connection usable.
+    A body announced larger than the limit is not read at all.
+    """
+    environ = request.environ
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return True
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return False
+    if length < 0 and not environ.get("wsgi.input_terminated"):
+        return False  # where the body ends is unknown: reading could block
+    remaining = DRAIN_LIMIT if length < 0 else length
+    if remaining > DRAIN_LIMIT:
+        return False
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 64 * 1024))
+            if not chunk:
+                return True
+            remaining -= len(chunk)
+        return length >= 0 or not stream.read(1)
+    except (OSError, ValueError):
+        return False
+
+
 def render(exc: BaseException) -> Response:
-    """The problem+json response for any exception; an unexpected one is logged and is a bare 500."""
+    """The problem+json response for any exception; an unexpected one is logged and is a bare 500.
+
+    A 413 drains the refused body first (see :func:`drain_body`).
+    """
     problem = to_problem(exc)
     if problem is None:
         log.exception("unhandled error", exc_info=exc)
         problem = Problem("The server failed to handle this request.", status=500)
+    if problem.status == 413 and has_request_context():
+        drain_body()
     return problem_response(problem)
 
 

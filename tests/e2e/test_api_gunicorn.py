@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -93,3 +95,23 @@ def test_behind_one_proxy_only_its_forwarded_proto_sets_the_scheme(tmp_path: Pat
         plain = _urls(port, added, 2)
     assert all(url.startswith("https://api.example/") for url in https), https
     assert all(url.startswith("http://api.example/") for url in plain), plain
+
+
+def test_a_413_closes_the_connection_it_left_a_body_unread_on(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_SECRET_KEY": TEST_SECRET}
+    oversized = b'{"code": "BIG001", "name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    with gunicorn(tmp_path, env, app=APP) as (port, log):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/api/customers", body=oversized, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 413 and response.getheader("Content-Type") == "application/problem+json"
+            assert json.loads(response.read())["status"] == 413
+            # The next request on this connection is answered (gunicorn drops an application's Connection header:
+            # the body is drained rather than the connection closed).
+            conn.request("GET", "/api/customers/BIG001")
+            response = conn.getresponse()
+            assert response.status == 404 and json.loads(response.read())["status"] == 404
+        finally:
+            conn.close()
+    assert "Traceback" not in log.read_text()

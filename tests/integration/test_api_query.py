@@ -135,6 +135,9 @@ def test_bad_customer_filters_are_400_naming_the_parameter(client: FlaskClient, 
         ("/api/orders?cust=ADA001", "cust"),
         ("/api/orders?lines__quantity=one", "lines__quantity"),
         ("/api/books?id=not-an-objectid", "id"),
+        ("/api/books?published__gte=0001-01-01T00:00:00%2B01:00", "published__gte"),
+        ("/api/books?published__lt=9999-12-31T23:59:59-01:00", "published__lt"),
+        ("/api/customers?joined__in=2020-01-01,0001-01-01T00:00:00%2B01:00", "joined__in"),
     ],
 )
 def test_uncoercible_or_unknown_filters_are_400(client: FlaskClient, path: str, param: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+import restengine.db
 from tests.integration.api_helpers import (
     MERGE_PATCH,
     customer,
@@ -133,6 +134,34 @@ def test_patch_with_a_non_object_is_a_client_error(client: FlaskClient, body: An
     response = patch(client, "/api/customers/ABC123", body)
     assert response.status_code in (400, 422)
     problem(response, response.status_code)
+
+
+# The write response is the stored document
+
+
+def test_a_patch_answers_the_stored_document_and_the_etag_of_the_next_get(client: FlaskClient) -> None:
+    circle = Circle(name="c", radius=1.0).save()
+    restengine.db.get_database()["shapes"].update_one({"_id": circle.id}, {"$set": {"radius": 5}})  # a legacy int
+    url = f"/api/circle/{circle.id}"
+    response = patch(client, url, {"name": "d"})
+    written = ok(response)
+    assert written["radius"] == 5 and isinstance(written["radius"], int) and written["name"] == "d"
+    got = client.get(url)
+    assert ok(got) == written and response.headers["ETag"] == got.headers["ETag"]
+    again = patch(client, url, {"name": "e"}, headers={"If-Match": response.headers["ETag"]})
+    assert ok(again)["name"] == "e" and again.headers["ETag"] == client.get(url).headers["ETag"]
+
+
+def test_a_patch_answers_no_default_that_was_never_stored(client: FlaskClient) -> None:
+    _, _, placed = shop()
+    restengine.db.get_database()["orders"].update_one({"_id": placed.id}, {"$unset": {"placed": ""}})
+    url = f"/api/orders/{placed.id}"
+    response = patch(client, url, {"note": "ring twice"})
+    body = ok(response)
+    stored = raw("orders", placed.id)
+    assert stored["note"] == "ring twice" and body["note"] == "ring twice"
+    assert ("placed" in stored) == (body.get("placed") is not None)
+    assert response.headers["ETag"] == client.get(url).headers["ETag"]
 
 
 # DELETE

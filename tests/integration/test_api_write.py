@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -14,6 +15,7 @@ from bson import ObjectId
 from flask import Flask
 from flask.testing import FlaskClient
 
+from restengine.demo.bookstore import Author, Book
 from tests.integration.api_helpers import (
     COMMANDS,
     UTC_2024,
@@ -147,6 +149,26 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("empty ObjectId id", "/api/books", {"id": "", "title": "T"}, "id"),
     ("null order line", "/api/orders", order_body("{sku}", lines=[None]), "lines"),
     ("no such subject", "/api/comment", {"subject": {"_cls": "Customer", "id": "ZZZ999"}, "body": "x"}, "subject"),
+    ("published before year 1", "/api/books", {"title": "T", "published": "0001-01-01T00:00:00+01:00"}, "published"),
+    ("published after 9999", "/api/books", {"title": "T", "published": "9999-12-31T23:59:59-01:00"}, "published"),
+    ("joined before year 1", "/api/customers", new_customer(joined="0001-01-01T00:00:00+01:00"), "joined"),
+    (
+        "subject of an embedded class",
+        "/api/comment",
+        {"subject": {"_cls": "Address", "id": "x"}, "body": "x"},
+        "subject",
+    ),
+    (
+        "subject of an embedded line",
+        "/api/comment",
+        {"subject": {"_cls": "OrderLine", "id": "x"}, "body": "x"},
+        "subject",
+    ),
+    ("subject id an object", "/api/comment", {"subject": {"_cls": "Customer", "id": {"a": 1}}, "body": "x"}, "subject"),
+    ("subject id missing", "/api/comment", {"subject": {"_cls": "Customer"}, "body": "x"}, "subject"),
+    ("string id an object", "/api/customers", {"id": {"a": 1}, "name": "N"}, "id"),
+    ("string id a number", "/api/customers", {"id": 123456, "name": "N"}, "id"),
+    ("reference id a list", "/api/orders", order_body("{sku}", customer=["ABC123"]), "customer"),
 ]
 
 
@@ -173,6 +195,13 @@ def test_invalid_creates_are_422_naming_the_field(
     before = stored_count(collection)
     problem(client.post(path, json=_fill(body, str(pen.sku))), 422, field)
     assert stored_count(collection) == before
+
+
+@pytest.mark.parametrize("published", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_patch_with_a_date_out_of_range_is_422(client: FlaskClient, published: str) -> None:
+    book = ok(client.get(f"/api/books/{Book(title='T', author=Author(name='A').save()).save().id}"))
+    problem(patch(client, f"/api/books/{book['id']}", {"published": published}), 422, "published")
+    assert ok(client.get(f"/api/books/{book['id']}")) == book
 
 
 @pytest.mark.parametrize("body", [[{"id": "", "title": "T"}], [{"title": "T", "author": "not-an-id"}]])
@@ -251,6 +280,69 @@ def test_a_body_over_one_mebibyte_is_413(client: FlaskClient) -> None:
     data = json.dumps(new_customer(name="x" * (1024 * 1024)))
     problem(client.post("/api/customers", data=data, content_type="application/json"), 413)
     assert Customer.objects.count() == 0
+
+
+def test_a_413_reads_the_refused_body_so_a_kept_alive_connection_stays_usable(client: FlaskClient) -> None:
+    data = json.dumps(new_customer(name="x" * (2 * 1024 * 1024))).encode()
+    stream = io.BytesIO(data)
+    response = client.post("/api/customers", input_stream=stream, content_type="application/json",
+                           content_length=len(data))  # fmt: skip
+    problem(response, 413)
+    assert stream.tell() == len(data) and "Connection" not in response.headers  # hop-by-hop: not the app's
+
+
+def test_a_post_answers_what_a_get_of_each_created_item_shows(client: FlaskClient) -> None:
+    one = client.post("/api/customers", json=new_customer())
+    assert one.headers["ETag"] == client.get(one.headers["Location"]).headers["ETag"]
+    many = ok(
+        client.post("/api/customers", json=[new_customer(code=f"NEW00{i}", email=f"n{i}@example.com") for i in (2, 3)]),
+        201,
+    )
+    assert [item["id"] for item in many["items"]] == ["NEW002", "NEW003"]
+    assert many["items"] == [ok(client.get(f"/api/customers/{item['id']}")) for item in many["items"]]
+
+
+def test_options_on_bulk_is_204_with_allow(client: FlaskClient) -> None:
+    response = client.options("/api/customers/_bulk")
+    assert response.status_code == 204 and response.headers["Allow"] == "OPTIONS, POST"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "CONNECT", "BREW"])
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/", "GET, HEAD"),
+        ("/api/customers", "GET, HEAD, POST"),
+        ("/api/customers/ABC123", "DELETE, GET, HEAD, PATCH, PUT"),
+        ("/api/customers/_bulk", "POST"),
+    ],
+)
+def test_an_unknown_method_is_405_with_the_resources_own_allow(
+    client: FlaskClient, method: str, path: str, allowed: str
+) -> None:
+    shop()
+    response = client.open(path, method=method)
+    problem(response, 405)
+    assert response.headers["Allow"] == allowed
+    assert response.headers["Allow"] == client.open(path, method="PUT" if path == "/api/" else "TRACE").headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/api/", "/api/customers", "/api/customers/ABC123", "/api/customers/_bulk"])
+@pytest.mark.parametrize("accept", ["application/xml", "text/html", "application/json;q=0, text/plain"])
+def test_an_accept_without_json_is_406(client: FlaskClient, path: str, accept: str) -> None:
+    shop()
+    method = "POST" if path.endswith("_bulk") else "GET"
+    problem(client.open(path, method=method, json=[], headers={"Accept": accept}), 406)
+
+
+@pytest.mark.parametrize(
+    "accept", ["*/*", "application/json", "application/problem+json", "application/*", "text/html, */*;q=0.1", ""]
+)
+def test_an_accept_taking_json_is_served(client: FlaskClient, accept: str) -> None:
+    shop()
+    headers = {"Accept": accept} if accept else {}
+    assert ok(client.get("/api/customers/ABC123", headers=headers))["id"] == "ABC123"
+    problem(client.get("/api/customers/NOPE00", headers=headers), 404)
 
 
 @pytest.mark.parametrize(

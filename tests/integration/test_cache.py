@@ -486,3 +486,12 @@ def test_a_request_with_credentials_never_meets_the_shared_cache(app: Flask, cli
     assert client.get(url).status_code == 401, "no entry was stored for the anonymous request to hit"
     client.set_cookie("session", "1")
     assert client.get(url, headers={"Authorization": "Bearer k"}).headers.get("X-Cache") is None
+
+
+def test_a_cached_read_is_never_sent_to_a_client_that_does_not_take_json(client: FlaskClient) -> None:
+    customer("ABC123", "Ada")
+    assert cached(client, "/api/customers/ABC123")[0] == "miss"
+    assert cached(client, "/api/customers/ABC123")[0] == "hit"
+    refused = client.get("/api/customers/ABC123", headers={"Accept": "application/xml"})
+    assert refused.status_code == 406 and refused.mimetype == "application/problem+json"
+    assert "X-Cache" not in refused.headers

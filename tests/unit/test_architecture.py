@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -163,3 +164,13 @@ def test_the_architecture_document_matches_the_tree() -> None:
     named_files = {p for p in documented if p.endswith(".py")}
     missing = sorted(p for p in named_files if not (root / p).exists())
     assert missing == [], "docs/architecture.md lists modules that do not exist"
+
+
+def test_no_test_module_imports_another() -> None:
+    tests = SRC.parent / "tests"
+    offenders = [
+        str(path.relative_to(tests))
+        for path in tests.rglob("test_*.py")
+        if re.search(r"^\s*from tests\.(?:\w+\.)*test_\w+ import", path.read_text(), re.MULTILINE)
+    ]
+    assert offenders == [], "shared test code goes in a helpers module"

@@ -84,7 +84,7 @@ def plan_bulk(
             errors[str(index)] = {"op": f"must be one of {', '.join(allowed)} (the methods this resource allows)"}
         elif op != "insert":
             try:
-                pks[index] = pk_value(resource.doc_cls, str(spec.get("id")))
+                pks[index] = pk_value(resource.doc_cls, spec.get("id"))
             except (ValueError, TypeError):
                 errors[str(index)] = {"id": "not a valid id for this resource"}
     stored = _stored(reach, operations, pks)
@@ -170,17 +170,33 @@ def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, A
 
 
 def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[dict[str, Any]]:
-    """Execute a validated plan in one ``bulk_write``; returns per-operation results."""
+    """Execute a validated plan in one ``bulk_write``; returns per-operation results.
+
+    An update, replace or delete of an id that an earlier delete of the same
+    batch removed (and no later insert brought back) would match nothing: it
+    is not sent and its result is a 404. ``bulk_write`` gives only totals, so
+    what the server matched is checked against what was sent: a shortfall
+    (another client deleted a document meanwhile) is a 404 for the operation
+    it must be when one operation of its kind could have missed, and logged
+    otherwise.
+    """
     for op in plan:
         hook(resource, {"insert": "before_create", "delete": "before_delete"}.get(op.op, "before_update"), op.doc)
     assign_ids([op.doc for op in plan if op.op == "insert"])
     requests: list[Any] = []
     positions: list[int] = []  # plan position of each request (unchanged updates send nothing)
+    missing: set[int] = set()  # plan positions of operations on an id this batch deleted before them
+    present: dict[Any, bool] = {}  # ids this batch deleted (False) or inserted (True) so far
     for position, op in enumerate(plan):
         request: InsertOne[Any] | DeleteOne | UpdateOne
         if op.op == "insert":
+            present[op.doc.pk] = True
             request = InsertOne(op.doc.to_mongo())
+        elif not present.get(op.pk, True):
+            missing.add(position)
+            continue
         elif op.op == "delete":  # only while the document is still one the caller reaches
+            present[op.pk] = False
             request = DeleteOne(conjunction(op.resource.base_filter(), {"_id": op.pk}))
         else:
             update = op.doc._get_update_doc()
@@ -191,10 +207,12 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
         positions.append(position)
     failed: dict[int, dict[str, Any]] = {}
     executed = len(plan)
+    counts: Mapping[str, Any] = {}
     try:
         if requests:
-            resource.collection().bulk_write(requests, ordered=ordered)
+            counts = resource.collection().bulk_write(requests, ordered=ordered).bulk_api_result
     except BulkWriteError as exc:
+        counts = exc.details
         for error in exc.details.get("writeErrors", []):
             # The server's errmsg names the collection, the index, stored fields and values: never sent.
             if error.get("code") in DUPLICATE_KEY:
@@ -205,6 +223,7 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
             failed[positions[error["index"]]] = outcome
         if ordered and failed:
             executed = min(failed)
+    missing |= _unmatched(resource, plan, positions, failed, executed, counts)
     results: list[dict[str, Any]] = []
     status_ok = {"insert": 201, "update": 200, "replace": 200, "delete": 204}
     for position, op in enumerate(plan):
@@ -213,8 +232,35 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
             result.update(failed[position])
         elif position > executed:
             result["status"] = None  # not attempted: an earlier operation of an ordered batch failed
+        elif position in missing:
+            result.update(status=404, error="No such item (any more).")
         else:
             result["status"] = status_ok[op.op]
             hook(resource, {"insert": "after_create", "delete": "after_delete"}.get(op.op, "after_update"), op.doc)
         results.append(result)
     return results
+
+
+def _unmatched(
+    resource: Resource,
+    plan: list[Operation],
+    positions: list[int],
+    failed: Mapping[int, Any],
+    executed: int,
+    counts: Mapping[str, Any],
+) -> set[int]:
+    """Plan positions of sent updates and deletes that matched nothing, as far as the totals tell."""
+    found: set[int] = set()
+    ran = [p for p in positions if p not in failed and p < executed]  # executed without an error
+    for ops, total in ((("update", "replace"), "nMatched"), (("delete",), "nRemoved")):
+        sent = [p for p in ran if plan[p].op in ops]
+        short = len(sent) - int(counts.get(total, 0))
+        if short <= 0:
+            continue
+        if short == len(sent):  # every one of them missed: exact
+            found.update(sent)
+        else:
+            log.warning(
+                "bulk on %s: %d of %d %s matched nothing (written meanwhile)", resource.name, short, len(sent), ops
+            )
+    return found

@@ -15,11 +15,14 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mongoengine import CASCADE, DENY
+
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.api.routes import parse_route
 from restengine.cache import Entry, Lookup, Outcome, ResponseCache, request_key
 from restengine.constants import JSON, REQUEST_ID_HEADER
+from restengine.errors import acceptable
 from restengine.requestid import request_id
 
 if TYPE_CHECKING:
@@ -128,15 +131,41 @@ class CachePolicy:
             self.cache.invalidate([resource.collection_name])
 
     def invalidate_deleted(self, resource: Resource, pk: Any) -> None:
-        """After deleting one document (``pk`` as stored): its reads, its collection's lists, and the
-        collections its delete rules (cascade, nullify, pull) may have written to."""
+        """After deleting one document (``pk`` as stored): its reads, its collection's lists, and every
+        collection its delete rules may have written to, transitively (what a CASCADE deletes sets off
+        its own rules)."""
         if self.cache is None:
             return
-        ruled = {cls._get_collection_name() for cls, _ in resource.doc_cls._meta.get("delete_rules") or {}}
-        ruled.discard(resource.collection_name)
+        ruled = ruled_collections(resource.doc_cls)
+        if resource.collection_name in ruled:  # a rule reaches back: other documents of it may be gone
+            self.cache.invalidate(ruled)
+            return
         if ruled:
             self.cache.invalidate(ruled)
         self.cache.invalidate_items(resource.collection_name, [pk])
+
+
+def ruled_collections(doc_cls: type[Any]) -> set[str]:
+    """Every collection that deleting a ``doc_cls`` document may write to through delete rules.
+
+    A CASCADE deletes documents whose own delete rules apply in turn; NULLIFY
+    and PULL change the referring documents and stop there. DENY writes nothing.
+    """
+    found: set[str] = set()
+    visited: set[type[Any]] = set()
+    pending = [doc_cls]
+    while pending:
+        cls = pending.pop()
+        if cls in visited:
+            continue
+        visited.add(cls)
+        for (ref_cls, _), rule in (cls._meta.get("delete_rules") or {}).items():
+            if rule == DENY or ref_cls._meta.get("abstract"):
+                continue
+            found.add(ref_cls._get_collection_name())
+            if rule == CASCADE:
+                pending.append(ref_cls)
+    return found
 
 
 class CacheHits:
@@ -176,8 +205,8 @@ class CacheHits:
 
     def _plan(self, environ: WSGIEnvironment) -> ReadPlan | None:
         route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
-        if route is None or route.bulk:
-            return None
+        if route is None or route.bulk or not acceptable(environ.get("HTTP_ACCEPT")):
+            return None  # not a resource read, or the view answers 406
         resource = self.resources.get(route.resource)
         if resource is None or "expand" in environ.get("QUERY_STRING", ""):
             return None  # the view answers 404, or works out what the expansions depend on

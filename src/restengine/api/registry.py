@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask
+from flask.sansio.app import App
 
 from restengine import db
 from restengine.api.access import Access, Guard
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION = "restengine.api"
+
+
+def _any_method(app: App, views: list[Callable[..., Any]]) -> None:
+    """Let the URL rules of ``views`` match every HTTP method."""
+    for rule in app.url_map.iter_rules():
+        if any(app.view_functions.get(rule.endpoint) is view for view in views):
+            rule.methods = None
 
 
 class Api:
@@ -103,13 +111,18 @@ class Api:
             ("/<name>/_bulk", "bulk", views.bulk, lambda name: Route(name, bulk=True)),
             ("/<name>/<item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
         ]
+        served: list[Callable[..., Any]] = []
         for rule, endpoint, view, route in rules:
+            served.append(views.guarded(view, route))
             app.add_url_rule(
-                self.url_prefix + rule,
-                f"restengine_api_{endpoint}",
-                views.guarded(view, route),
-                methods=list(ALL_METHODS),
+                self.url_prefix + rule, f"restengine_api_{endpoint}", served[-1], methods=list(ALL_METHODS)
             )
+        # Every method reaches the views, which answer 405 with the resource's own Allow (werkzeug's would list
+        # ALL_METHODS): a rule whose methods are None matches any method.
+        if isinstance(app, Blueprint):
+            app.record(lambda state: _any_method(state.app, served))
+        else:
+            _any_method(app, served)
         if self.openapi_path is not None:
             app.add_url_rule(self.openapi_path, "restengine_api_openapi", views.guarded(self.openapi.view))
         if self.docs_path is not None:

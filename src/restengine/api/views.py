@@ -8,12 +8,14 @@ own error handlers never see the API's errors.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pymongo
 from flask import Response, request, url_for
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from restengine.api import bulk, pagination, reads, writes
 from restengine.api.access import checked
@@ -21,6 +23,7 @@ from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
+from restengine.api.model import conjunction
 from restengine.api.routes import BULK_ACTIONS
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
@@ -28,10 +31,12 @@ from restengine.errors import (
     InputError,
     InvalidParameter,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     PreconditionFailed,
     Problem,
     UnsupportedMediaType,
+    acceptable,
     handled,
 )
 from restengine.jsonresp import json_bytes_response
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from restengine.api.registry import Api
     from restengine.api.resource import Resource
     from restengine.api.routes import Route
+
+log = logging.getLogger(__name__)
 
 
 def _no_content() -> Response:
@@ -109,6 +116,8 @@ class Views:
         """
 
         def run(**kwargs: Any) -> Response:
+            if not acceptable(request.headers.get("Accept")):
+                raise NotAcceptable()
             access = self.api.access
             if route is not None and access is not None and not checked(request.environ):
                 where = route(**kwargs)
@@ -207,10 +216,12 @@ class Views:
             target = merge_patch(representation, patch)
         doc = writes.apply(resource, raw, target, representation)
         writes.save_changes(resource, doc, raw, conditional=tags is not None)
-        return _with_etag(reads.decode(resource, doc.to_mongo(), resource.exposed))
+        return _with_etag(self._stored(resource, [doc])[0])
 
     def bulk(self, name: str) -> Response:
         resource = self._resource(name, ("POST",))
+        if request.method == "OPTIONS":
+            return self._options(resource, ("POST",))
         body = _json_body(JSON)
         access = self.api.access
         if access is not None:  # each kind of operation needs the action it takes on its own
@@ -240,17 +251,37 @@ class Views:
         response.headers["Allow"] = ", ".join(methods)
         return response
 
+    def _stored(self, resource: Resource, docs: list[Any]) -> list[dict[str, Any]]:
+        """The representations of ``docs`` as stored, read back (one query) after writing them: what a GET shows.
+
+        ``resource`` is the one the writes went through (an access rule may restrict its documents and fields).
+        The writes have succeeded: when a document cannot be read back (deleted meanwhile or out of the
+        caller's reach, the request's deadline spent by the write), the response shows what was written.
+        """
+        found: dict[Any, dict[str, Any]] = {}
+        pks = [doc.to_mongo()["_id"] for doc in docs]
+        try:
+            query = {"_id": pks[0]} if len(pks) == 1 else {"_id": {"$in": pks}}
+            found = {raw["_id"]: raw for raw in resource.collection().find(conjunction(resource.base_filter(), query))}
+        except PyMongoError as exc:
+            if not (exc.timeout or isinstance(exc, ConnectionFailure)):
+                raise
+            log.warning("the written %s could not be read back: %s", resource.name, type(exc).__name__)
+        return [
+            reads.decode(resource, found.get(pk) or doc.to_mongo().to_dict(), resource.exposed)
+            for pk, doc in zip(pks, docs, strict=True)
+        ]
+
     def _item_url(self, resource: Resource, doc: Any) -> str:
         return url_for(self.api.endpoint("item"), name=resource.name, item_id=str(doc.pk), _external=True)
 
     def _create(self, resource: Resource) -> Response:
         body = _json_body(JSON)
         if isinstance(body, list):
-            docs = writes.create_many(resource, body)
-            return _with_etag({"items": [reads.decode(resource, d.to_mongo(), resource.exposed) for d in docs]}, 201)
+            docs = writes.create_many(resource, body, undone=lambda: self.cache_policy.invalidate(resource))
+            return _with_etag({"items": self._stored(resource, docs)}, 201)
         doc = writes.create(resource, body)
-        item = reads.decode(resource, doc.to_mongo(), resource.exposed)
-        return _with_etag(item, 201, {"Location": self._item_url(resource, doc)})
+        return _with_etag(self._stored(resource, [doc])[0], 201, {"Location": self._item_url(resource, doc)})
 
     def _list(self, resource: Resource) -> Response:
         args = request.args

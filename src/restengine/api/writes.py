@@ -19,7 +19,7 @@ from bson import DBRef, ObjectId
 from mongoengine import fields as mf
 from mongoengine import signals
 from mongoengine.base.common import _document_registry
-from mongoengine.errors import OperationError, SaveConditionError
+from mongoengine.errors import SaveConditionError
 from pymongo.errors import BulkWriteError
 
 from restengine.api.codec import input_values, pk_value
@@ -66,7 +66,7 @@ def build(resource: Resource, body: Any) -> Any:
             errors[""] = str(exc)
     if "id" in body:
         try:
-            pk = pk_value(cls, str(body["id"]))
+            pk = pk_value(cls, body["id"])
         except (ValueError, TypeError):
             errors["id"] = "not a valid id for this resource"
         else:
@@ -270,11 +270,13 @@ def _attribute_path(doc_cls: type[Any], path: str) -> list[str] | None:
     return names
 
 
-def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
+def create_many(resource: Resource, bodies: list[Any], *, undone: Callable[[], None] | None = None) -> list[Any]:
     """All-or-nothing: validate every document, then insert them in one round trip.
 
     A unique-index violation during the insert removes what that insert wrote
-    and raises :class:`Conflict`.
+    and raises :class:`Conflict`. ``undone`` is called once a partial insert
+    has been removed (reads meanwhile may have seen the documents: the caller
+    invalidates what it cached), before the error is raised.
     """
     if not bodies:
         raise InputError({"": "the array is empty"})
@@ -301,7 +303,11 @@ def create_many(resource: Resource, bodies: list[Any]) -> list[Any]:
     except BulkWriteError as exc:
         written = int(exc.details.get("nInserted", 0))
         if written:
-            resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
+            try:
+                resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
+            finally:
+                if undone is not None:
+                    undone()
         duplicates = [e for e in exc.details.get("writeErrors", []) if e.get("code") in DUPLICATE_KEY]
         if duplicates:
             fields = unique_fields(resource, duplicates[0])
@@ -390,19 +396,73 @@ REFERRED_TO = "Other items refer to this one; it cannot be deleted while they do
 
 
 def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> None:
-    """Delete through MongoEngine (delete rules, signals); compare-and-set when ``conditional``."""
-    doc = resource.doc_cls._from_son(raw)
+    """Delete one document, then apply its delete rules; compare-and-set when ``conditional``.
+
+    The order is MongoEngine's but for one step: DENY rules are checked first
+    (nothing written), then the document itself is deleted with its condition
+    (still in the caller's scope and, when ``conditional``, still exactly
+    ``raw``), and only once that delete matched are the CASCADE, NULLIFY and
+    PULL rules applied to its dependents. A document that changed meanwhile is
+    a 412 with no dependent touched. (MongoEngine applies the rules before the
+    delete, so a failed condition would leave them applied.)
+    """
+    cls = resource.doc_cls
+    doc = cls._from_son(raw)
     hook(resource, "before_delete", doc)
+    rules = _delete_rules(cls)
+    if _denied(cls, [doc], {(cls._get_collection_name(), doc.pk)}):
+        # Never the referring class or field in the message: the client may not see them.
+        raise Conflict(REFERRED_TO)
     query = conjunction(resource.scope_filter(), {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})})
-    try:
-        deleted = resource.doc_cls.objects(__raw__=query).delete()
-    except OperationError:
-        # QuerySet.delete raises OperationError only for a DENY rule (checked before
-        # anything is written); the other rules' updates never raise it. Its message
-        # names a Document class and its field, which the client may not see: not sent.
-        raise Conflict(REFERRED_TO) from None
-    if not deleted:
+    signals.pre_delete.send(type(doc), document=doc)
+    if not resource.collection().delete_one(query).deleted_count:
         if conditional:
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         raise NotFound()
+    _apply_delete_rules(doc, rules)
+    signals.post_delete.send(type(doc), document=doc)
     hook(resource, "after_delete", doc)
+
+
+DeleteRule = tuple[type[Any], str, Any]  # (referring class, its field, the rule)
+
+
+def _delete_rules(cls: type[Any]) -> list[DeleteRule]:
+    """The delete rules other classes declared on references to ``cls`` (abstract classes aside, as MongoEngine)."""
+    rules = (cls._meta.get("delete_rules") or {}).items()
+    return [(rule_cls, name, rule) for (rule_cls, name), rule in rules if not rule_cls._meta.get("abstract")]
+
+
+def _denied(cls: type[Any], docs: list[Any], seen: set[tuple[str, Any]]) -> bool:
+    """Whether deleting ``docs`` (of ``cls``) would meet a DENY rule, through every CASCADE it sets off.
+
+    Read only, before anything is written: the document is deleted first and its rules applied after, so a
+    DENY met down a cascade must be known up front. ``seen``: (collection, pk) already counted as deleted.
+    """
+    for rule_cls, name, rule in _delete_rules(cls):
+        refs = rule_cls.objects(**{f"{name}__in": docs})
+        if rule == mongoengine.DENY and refs.limit(1).count():
+            return True
+        if rule == mongoengine.CASCADE:
+            collection = rule_cls._get_collection_name()
+            reached = [ref for ref in refs.only(pk_name(rule_cls)) if (collection, ref.pk) not in seen]
+            seen.update((collection, ref.pk) for ref in reached)
+            if reached and _denied(rule_cls, reached, seen):
+                return True
+    return False
+
+
+def _apply_delete_rules(doc: Any, rules: Sequence[DeleteRule]) -> None:
+    """What ``QuerySet.delete`` does to the dependents of ``doc`` (already deleted), DENY aside."""
+    for rule_cls, name, rule in rules:
+        refs = rule_cls.objects(**{f"{name}__in": [doc]})
+        if rule == mongoengine.CASCADE:
+            # Like QuerySet.delete: the deleted document is never deleted again through a reference to itself.
+            done = {doc.pk} if rule_cls._get_collection_name() == type(doc)._get_collection_name() else set()
+            refs = refs.filter(pk__nin=list(done))
+            if refs.count():
+                refs.delete(cascade_refs=done)
+        elif rule == mongoengine.NULLIFY:
+            refs.update(**{f"unset__{name}": 1})
+        elif rule == mongoengine.PULL:
+            refs.update(**{f"pull_all__{name}": [doc]})

@@ -58,7 +58,42 @@ def parse_datetime(text: str) -> dt.datetime:
     """ISO 8601 (``Z`` or an offset, or a plain date) as a naive UTC datetime."""
     value = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValueError("date-time out of range (years 1 to 9999 in UTC)") from None
+    return value
+
+
+MAX_DEPTH = 32  # lists and objects inside one free-form value (MongoDB allows 100 for a whole document)
+TOO_DEEP = f"nested too deeply (at most {MAX_DEPTH} levels of lists and objects)"
+BAD_KEY = "object keys must not start with '$' nor contain '.' or NUL"
+KEY_PATTERN = "^(?:[^$.\\u0000][^.\\u0000]*)?$"  # what check_key accepts, as a JSON Schema pattern
+FREE_FORM = (
+    f"Stored as sent: at most {MAX_DEPTH} levels of lists and objects;"
+    " no object key starts with `$` or contains `.` (or NUL)."
+)
+
+
+def check_key(key: Any) -> str:
+    """A key of a stored object: a string MongoDB stores as a field name, not an operator or a path."""
+    if not isinstance(key, str) or key.startswith("$") or "." in key or "\0" in key:
+        raise ValueError(f"{BAD_KEY}: {key!r}"[:200])
+    return key
+
+
+def free_form(value: Any, depth: int = 0) -> Any:
+    """A JSON value stored as sent, checked: at most :data:`MAX_DEPTH` levels, no ``$``/dotted keys at any level."""
+    if isinstance(value, (list, dict)):
+        if depth >= MAX_DEPTH:
+            raise ValueError(TOO_DEEP)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                check_key(key)
+                free_form(item, depth + 1)
+        else:
+            for item in value:
+                free_form(item, depth + 1)
     return value
 
 
@@ -271,6 +306,7 @@ class FieldType:
     choices_in_schema: ClassVar[bool] = False  # the read and write schemas already apply ``choices``
     is_reference: ClassVar[bool] = False  # holds the id of one document of a known class (``?expand=``)
     generates_id: ClassVar[bool] = False  # as a primary key, given a value when a client sends none
+    integer_id: ClassVar[bool] = False  # as a primary key, a body may give it as a JSON integer (``id_input``)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -301,8 +337,11 @@ class FieldType:
     # ------------------------------------------------------------ writing (codec)
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
-        """A JSON value (not ``null``) as what MongoEngine assigns; ``ValueError`` with a message for the client."""
-        return value
+        """A JSON value (not ``null``) as what MongoEngine assigns; ``ValueError`` with a message for the client.
+
+        By default the value is stored as sent: :func:`free_form` bounds its depth and refuses operator keys.
+        """
+        return free_form(value)
 
     def parse_id(self, field: BaseField, text: str) -> Any:
         """A primary key of this type from its string form; ``ValueError`` when it cannot be one."""
@@ -370,6 +409,11 @@ class AnyType(FieldType):
 
     def is_sortable(self, field: BaseField) -> bool:
         return self.sortable and not isinstance(field, ComplexBaseField)  # a custom list or dict
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        """Any JSON, checked by :func:`free_form` (an object's own keys are in the schema; deeper ones described)."""
+        schema = self.read_schema(field, components)
+        return {**schema, "propertyNames": {"pattern": KEY_PATTERN}, "description": FREE_FORM}
 
 
 class DynamicType(AnyType):

@@ -18,16 +18,20 @@ from mongoengine import fields as mf
 from mongoengine.base import BaseField, get_document
 
 from restengine.api.fields.base import (
+    FREE_FORM,
+    KEY_PATTERN,
     UNFILTERABLE,
     Classes,
     Components,
     Converter,
     FieldType,
     Schema,
+    check_key,
     choices,
     decoder,
     expect,
     field_type,
+    free_form,
     jsonable,
     nullable,
     parse_json,
@@ -62,7 +66,9 @@ class ListType(FieldType):
         if any(v is None for v in value):
             raise ValueError("list items must not be null")
         inner = field.field
-        return [parse_json(inner, v) if inner is not None else v for v in value]
+        if inner is None:  # free-form items: the list is the first level
+            return [free_form(v, 1) for v in value]
+        return [parse_json(inner, v) for v in value]
 
     def operators(self, field: BaseField) -> frozenset[str]:
         kind = field_type(item_field(field)).query_kind
@@ -78,8 +84,13 @@ class ListType(FieldType):
 
     def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
         # parse_json refuses null items
-        items = components.write(field.field) if field.field is not None else {"not": {"type": "null"}}
+        if field.field is None:
+            items: Schema = {"not": {"type": "null"}, "propertyNames": {"pattern": KEY_PATTERN}}
+        else:
+            items = components.write(field.field)
         schema = _sized({"type": "array", "items": items}, field)
+        if field.field is None:
+            schema["description"] = FREE_FORM
         if field.required:
             schema["minItems"] = max(1, schema.get("minItems", 0))
         found = choices(field)
@@ -96,7 +107,7 @@ def _sized(schema: Schema, field: BaseField) -> Schema:
 
 
 class DictType(FieldType):
-    """Any JSON object, stored as sent."""
+    """Any JSON object, stored as sent (with a ``field``, its values have that field's type)."""
 
     classes = (mf.DictField,)
     plain = True
@@ -105,8 +116,23 @@ class DictType(FieldType):
     def empty(self) -> Any:
         return {}
 
+    def parse_json(self, field: BaseField, value: Any) -> Any:
+        expect(dict, value, "an object")
+        inner = field.field
+        if inner is None:
+            return free_form(value)
+        return {check_key(k): parse_json(inner, v) for k, v in value.items()}
+
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return {"type": "object"}
+
+    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
+        schema: Schema = {"type": "object", "propertyNames": {"pattern": KEY_PATTERN}}
+        if field.field is None:
+            schema["description"] = FREE_FORM
+        else:
+            schema["additionalProperties"] = components.write(field.field)
+        return schema
 
 
 class MapType(DictType):
@@ -118,15 +144,8 @@ class MapType(DictType):
         inner = decoder(field.field)
         return lambda v: {k: inner(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
 
-    def parse_json(self, field: BaseField, value: Any) -> Any:
-        expect(dict, value, "an object")
-        return {k: parse_json(field.field, v) for k, v in value.items()}
-
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return {"type": "object", "additionalProperties": nullable(components.read(field.field))}
-
-    def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
-        return {"type": "object", "additionalProperties": components.write(field.field)}
 
 
 # ---------------------------------------------------------------- embedded documents
@@ -231,7 +250,7 @@ class ReferenceType(FieldType):
         """
         target = field.document_type
         _check_served(target)
-        return DBRef(target._get_collection_name(), pk_value(target, str(expect((str, int), value, "an id"))))
+        return DBRef(target._get_collection_name(), pk_value(target, value))
 
     def parse_query(self, field: BaseField, text: str) -> Any:
         target = field.document_type
@@ -297,7 +316,7 @@ class GenericReferenceType(FieldType):
     def parse_json(self, field: BaseField, value: Any) -> Any:
         expect(dict, value, 'an object {"_cls": ..., "id": ...}')
         target = _referable_class(value)
-        found = DBRef(target._get_collection_name(), pk_value(target, str(value.get("id"))))
+        found = DBRef(target._get_collection_name(), pk_value(target, value.get("id")))
         return {"_cls": target._class_name, "_ref": found}  # MongoEngine's stored form
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
@@ -332,6 +351,12 @@ def _generic_ref(value: Any) -> Any:
     return {"_cls": value.get("_cls"), "id": None if stored is None else str(getattr(stored, "id", stored))}
 
 
+def _integer_key(name: str) -> bool:
+    """Whether the Document class named ``name`` has an integer primary key (a body may send it as a number)."""
+    key = pk_field(get_document(name))
+    return field_type(key).integer_id
+
+
 def _generic_reference(field: BaseField, components: Components, *, read: bool) -> Schema:
     """``{"_cls": ..., "id": ...}``: a stored one may name any class (of ``choices``); a written one a served class."""
     choices = [c if isinstance(c, str) else c._class_name for c in (field.choices or ())]
@@ -341,7 +366,9 @@ def _generic_reference(field: BaseField, components: Components, *, read: bool) 
         cls_schema = {"enum": choices} if choices and set(choices) <= set(served) else {"type": "string"}
     else:
         cls_schema = {"enum": [c for c in choices if c in served] if choices else served}
-    id_schema: Schema = {"type": "string"} if read else {"type": ["string", "integer"]}
+    id_schema: Schema = {"type": "string"}
+    if not read and any(_integer_key(name) for name in cls_schema["enum"]):
+        id_schema = {"type": ["string", "integer"]}  # pk_value: a JSON integer only for an integer key
     what = "of any class" if read else "of a class this API serves"
     return {
         "type": "object",
@@ -358,10 +385,19 @@ def _generic_reference(field: BaseField, components: Components, *, read: bool) 
 # ---------------------------------------------------------------- documents, field by field
 
 
-def pk_value(doc_cls: type[Any], text: str) -> Any:
-    """A primary key from its string form; raises ``ValueError`` when it cannot be one."""
+def pk_value(doc_cls: type[Any], value: Any) -> Any:
+    """A primary key from its string form (or a JSON integer, for an integer key); ``ValueError`` otherwise.
+
+    A URL gives text; a body's ``id`` must be a JSON string, or an integer when the key is one
+    (never ``true``, an object or a list turned into text).
+    """
     key = pk_field(doc_cls)
-    return field_type(key).parse_id(key, text)
+    found = field_type(key)
+    if isinstance(value, int) and not isinstance(value, bool) and found.integer_id:
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a string" + (" or an integer" if found.integer_id else ""))
+    return found.parse_id(key, value)
 
 
 Plan = tuple[tuple[str, str, Converter, Any], ...]

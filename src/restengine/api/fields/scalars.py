@@ -138,6 +138,7 @@ class IntType(FieldType):
     classes: ClassVar[Classes] = (mf.IntField, mf.LongField)
     plain = True
     query_kind = "integer"
+    integer_id = True
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         number = expect(int, value, "an integer")

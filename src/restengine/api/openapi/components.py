@@ -109,8 +109,9 @@ BULK_RESULTS: Schema = {
                     "op": {"enum": ["insert", "update", "replace", "delete"]},
                     "id": {"type": "string"},
                     "status": {
-                        "enum": [200, 201, 204, 409, 422, None],
-                        "description": "null: not attempted, after a failure in an ordered batch.",
+                        "enum": [200, 201, 204, 404, 409, 422, None],
+                        "description": "404: it matched nothing (deleted earlier in the batch, or meanwhile). "
+                        "null: not attempted, after a failure in an ordered batch.",
                     },
                     "error": {"type": "string"},
                 },
@@ -199,6 +200,7 @@ RESPONSE_NAMES = {
     "400": "BadRequest",
     "404": "NotFound",
     "405": "BulkOnlyPost",
+    "406": "NotAcceptable",
     "409": "Conflict",
     "412": "PreconditionFailed",
     "413": "ContentTooLarge",
@@ -225,6 +227,9 @@ RESPONSES: dict[str, Any] = {
     "BulkOnlyPost": _problem_response(
         "`_bulk` in place of an id names the bulk endpoint, which takes POST only.",
         header_refs("Allow"),
+    ),
+    "NotAcceptable": _problem_response(
+        "The request's Accept takes neither application/json nor application/problem+json (an absent Accept does)."
     ),
     "ContentTooLarge": _problem_response("The body is larger than the service accepts."),
     "URITooLong": {

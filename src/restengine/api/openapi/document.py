@@ -118,7 +118,7 @@ def _revalidated(operation_id: str, summary: str, description: str, schema: Sche
                 "headers": header_refs("ETag-required"),
                 "content": {JSON: {"schema": schema}},
             },
-            **responses("304", "500"),
+            **responses("304", "406", "500"),
         },
     }
 

@@ -85,7 +85,7 @@ class Operations:
                     "headers": header_refs("ETag-required", "Link", "X-Total-Count", "Cache-Control", "X-Cache"),
                     "content": {JSON: {"schema": ref(list_name)}},
                 },
-                **responses("304", "400", "414", "500", "503"),
+                **responses("304", "400", "406", "414", "500", "503"),
             },
         }
         paths: dict[str, Any] = {collection: {"get": list_op}}
@@ -120,7 +120,7 @@ class Operations:
                         "headers": header_refs("ETag-required", "Location"),
                         "content": {JSON: {"schema": {"oneOf": [ref(item_name), ref(created_many)]}}},
                     },
-                    **responses("400", "409", "413", "414", "415", "422", "500", "503"),
+                    **responses("400", "406", "409", "413", "414", "415", "422", "500", "503"),
                 },
             }
             paths[f"{collection}/_bulk"] = {"post": self._bulk_operation(resource)}
@@ -137,7 +137,7 @@ class Operations:
                         "headers": header_refs("ETag-required", "Cache-Control", "X-Cache"),
                         "content": {JSON: {"schema": ref(item_name)}},
                     },
-                    **responses("304", "400", "404", "405", "414", "500", "503"),
+                    **responses("304", "400", "404", "405", "406", "414", "500", "503"),
                 },
             },
         }
@@ -146,7 +146,7 @@ class Operations:
             "headers": header_refs("ETag-required"),
             "content": {JSON: {"schema": ref(item_name)}},
         }
-        write_errors = responses("400", "404", "405", "409", "412", "413", "414", "415", "422", "500", "503")
+        write_errors = responses("400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503")
         if "PUT" in methods:
             item["put"] = {
                 "tags": tag,
@@ -182,7 +182,7 @@ class Operations:
                 "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
                 "responses": {
                     "204": {"description": "Deleted."},
-                    **responses("404", "405", "409", "412", "414", "500", "503"),
+                    **responses("404", "405", "406", "409", "412", "414", "500", "503"),
                 },
             }
         paths[f"{collection}/{{id}}"] = item
@@ -252,6 +252,6 @@ class Operations:
                     ),
                     "content": {JSON: {"schema": ref(results)}},
                 },
-                **responses("400", "413", "414", "415", "422", "500", "503"),
+                **responses("400", "406", "413", "414", "415", "422", "500", "503"),
             },
         }
