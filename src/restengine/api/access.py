@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 VARIANTS = 1024  # restricted resources kept per process (one per role set and claim values met)
 PRINCIPAL = "restengine.principal"  # WSGI environ key: the Principal, once established
 CHECKED = "restengine.access.checked"  # WSGI environ key: the request's action was allowed
+SCOPED = "restengine.access.scoped"  # WSGI environ key: (resource id, action) -> the resource as the caller reaches it
 log = logging.getLogger(__name__)
 
 HOW_TO = (
@@ -127,8 +128,16 @@ class Access:
 
         Without a rule granting ``act`` (a refused request never gets here, but
         an expanded reference may name a resource its caller may not read), no
-        document at all.
+        document at all. Worked out once per request, resource and action (the
+        cache layer and the view both ask).
         """
+        known: dict[tuple[int, str], Resource] = environ.setdefault(SCOPED, {})
+        found = known.get((id(resource), act))
+        if found is None:
+            found = known[(id(resource), act)] = self._scoped(resource, environ, act)
+        return found
+
+    def _scoped(self, resource: Resource, environ: WSGIEnvironment, act: str) -> Resource:
         view = self.policy.view(self.principal(environ), resource.name, act)
         if view is None:
             return self._restricted(resource, frozenset(), frozenset(), [])
@@ -140,7 +149,7 @@ class Access:
     def _restricted(
         self, resource: Resource, hidden: frozenset[str], read_only: frozenset[str], scope: list[dict[str, Any]] | None
     ) -> Resource:
-        key = (id(resource), hidden, read_only, repr(scope))
+        key = (resource, hidden, read_only, repr(scope))  # the resource itself: an id could be reused
         with self._lock:
             found = self._variants.get(key)
             if found is not None:

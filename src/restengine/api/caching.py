@@ -19,6 +19,7 @@ from mongoengine import CASCADE, DENY
 
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
+from restengine.api.model import delete_rules
 from restengine.api.routes import parse_route
 from restengine.cache import Entry, Lookup, Outcome, ResponseCache, request_key
 from restengine.constants import JSON, REQUEST_ID_HEADER
@@ -159,8 +160,8 @@ def ruled_collections(doc_cls: type[Any]) -> set[str]:
         if cls in visited:
             continue
         visited.add(cls)
-        for (ref_cls, _), rule in (cls._meta.get("delete_rules") or {}).items():
-            if rule == DENY or ref_cls._meta.get("abstract"):
+        for ref_cls, _, rule in delete_rules(cls):
+            if rule == DENY:
                 continue
             found.add(ref_cls._get_collection_name())
             if rule == CASCADE:

@@ -64,6 +64,15 @@ def embedded_type(field: BaseField) -> type[mongoengine.EmbeddedDocument] | None
     return None
 
 
+DeleteRule = tuple[type[Any], str, Any]  # (referring class, its field, the rule)
+
+
+def delete_rules(doc_cls: type[Any]) -> list[DeleteRule]:
+    """The delete rules other classes declare on references to ``doc_cls`` (abstract classes aside, as MongoEngine)."""
+    rules = (doc_cls._meta.get("delete_rules") or {}).items()
+    return [(rule_cls, name, rule) for (rule_cls, name), rule in rules if not rule_cls._meta.get("abstract")]
+
+
 def public_fields(doc_cls: type[Any]) -> list[str]:
     """Attribute names in declaration order, the primary key first, ``_cls`` never."""
     pk = pk_name(doc_cls)

@@ -135,11 +135,13 @@ class Api:
 
     def cache_hits(self, wsgi_app: Any) -> CacheHits:
         """The WSGI layer answering fresh cached GETs of this API before ``wsgi_app`` (Flask) runs."""
-        return CacheHits(wsgi_app, self.cache_policy, self.resources, self.url_prefix, self._readable)
+        return CacheHits(
+            wsgi_app, self.cache_policy, self.resources, self.url_prefix, lambda r, e: self.scoped(r, e, "read")
+        )
 
-    def _readable(self, resource: Resource, environ: WSGIEnvironment) -> Resource:
-        """``resource`` as the request's caller may read it."""
-        return resource if self.access is None else self.access.scoped(resource, environ, "read")
+    def scoped(self, resource: Resource, environ: WSGIEnvironment, act: str) -> Resource:
+        """``resource`` as the request's caller reaches it with ``act`` (its documents and fields)."""
+        return resource if self.access is None else self.access.scoped(resource, environ, act)
 
     def endpoint(self, name: str) -> str:
         return f"{self._endpoint_prefix}restengine_api_{name}"

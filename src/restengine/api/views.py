@@ -158,8 +158,7 @@ class Views:
 
     def _scoped(self, resource: Resource, act: str) -> Resource:
         """``resource`` as this request's caller reaches it with ``act`` (its documents and fields)."""
-        access = self.api.access
-        return resource if access is None else access.scoped(resource, request.environ, act)
+        return self.api.scoped(resource, request.environ, act)
 
     def _expandable(self, doc_cls: type[Any]) -> Resource | None:
         """The served resource of a referenced class, as this request's caller may read it."""

@@ -23,7 +23,7 @@ from mongoengine.errors import SaveConditionError
 from pymongo.errors import BulkWriteError
 
 from restengine.api.codec import input_values, pk_value
-from restengine.api.model import conjunction, embedded_type, item_field, pk_name
+from restengine.api.model import DeleteRule, conjunction, delete_rules, embedded_type, item_field, pk_name
 from restengine.api.resource import Resource
 from restengine.errors import (
     Conflict,
@@ -409,7 +409,7 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     cls = resource.doc_cls
     doc = cls._from_son(raw)
     hook(resource, "before_delete", doc)
-    rules = _delete_rules(cls)
+    rules = delete_rules(cls)
     if _denied(cls, [doc], {(cls._get_collection_name(), doc.pk)}):
         # Never the referring class or field in the message: the client may not see them.
         raise Conflict(REFERRED_TO)
@@ -424,22 +424,13 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     hook(resource, "after_delete", doc)
 
 
-DeleteRule = tuple[type[Any], str, Any]  # (referring class, its field, the rule)
-
-
-def _delete_rules(cls: type[Any]) -> list[DeleteRule]:
-    """The delete rules other classes declared on references to ``cls`` (abstract classes aside, as MongoEngine)."""
-    rules = (cls._meta.get("delete_rules") or {}).items()
-    return [(rule_cls, name, rule) for (rule_cls, name), rule in rules if not rule_cls._meta.get("abstract")]
-
-
 def _denied(cls: type[Any], docs: list[Any], seen: set[tuple[str, Any]]) -> bool:
     """Whether deleting ``docs`` (of ``cls``) would meet a DENY rule, through every CASCADE it sets off.
 
     Read only, before anything is written: the document is deleted first and its rules applied after, so a
     DENY met down a cascade must be known up front. ``seen``: (collection, pk) already counted as deleted.
     """
-    for rule_cls, name, rule in _delete_rules(cls):
+    for rule_cls, name, rule in delete_rules(cls):
         refs = rule_cls.objects(**{f"{name}__in": docs})
         if rule == mongoengine.DENY and refs.limit(1).count():
             return True
