@@ -117,11 +117,10 @@ class CachePolicy:
         return self.cache.read(plan.key, plan.collection, plan.generations, plan.ttl, compute, looked_up)
 
     @staticmethod
-    def headers(entry: Entry, plan_or_control: ReadPlan | str, status: str | None) -> dict[str, str]:
+    def headers(entry: Entry, cache_control: str, status: str | None) -> dict[str, str]:
         """Every header of a cached (or cacheable) GET response but ``Content-*``: ``ETag``, the
         entry's own (``Link``, ``X-Total-Count``), ``Cache-Control`` and ``X-Cache`` (``status``, if any)."""
-        control = plan_or_control.cache_control if isinstance(plan_or_control, ReadPlan) else plan_or_control
-        headers = {"ETag": entry.etag, **entry.headers, "Cache-Control": control}
+        headers = {"ETag": entry.etag, **entry.headers, "Cache-Control": cache_control}
         if status is not None:
             headers["X-Cache"] = status
         return headers
@@ -230,7 +229,7 @@ class CacheHits:
             environ[LOOKUP] = (plan, found)
             return None
         entry = found.entry
-        headers = self.policy.headers(entry, plan, "hit")
+        headers = self.policy.headers(entry, plan.cache_control, "hit")
         request_header = (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID")))
         if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), entry.etag):
             return "304 NOT MODIFIED", [*not_modified_headers(headers).items(), request_header], b""

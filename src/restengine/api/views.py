@@ -355,4 +355,4 @@ class Views:
             )
         outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry
-        return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan, outcome.status))
+        return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan.cache_control, outcome.status))
