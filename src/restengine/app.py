@@ -71,7 +71,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app, settings)
     redis_conn = redisconn.init_app(app, settings)
     response_cache = cache.init_app(app, settings, redis_conn)
-    api = Api(app, secret_key=secret, db_timeout_ms=settings.db_timeout_ms, cache=response_cache)
+    api = Api(
+        app,
+        secret_key=secret,
+        db_timeout_ms=settings.db_timeout_ms,
+        write_timeout_ms=settings.write_timeout_ms,
+        max_batch=settings.max_batch,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        cache=response_cache,
+    )
     for module in settings.documents:
         api.register_module(module)
     access = access_from_settings(settings, api.resources)

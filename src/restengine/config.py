@@ -181,6 +181,25 @@ class Settings:
         1500,
         "Deadline for all database work of one request (PyMongo timeoutMS); past it the answer is 503.",
     )
+    write_timeout_ms: int = setting(
+        "RESTENGINE_WRITE_TIMEOUT_MS",
+        lambda n, v: parse_int(n, v, 100),
+        10_000,
+        "Budget for the write itself once it is sent (the deadline above bounds everything before it); "
+        "past it the answer is 504 'outcome unknown'.",
+    )
+    max_batch: int = setting(
+        "RESTENGINE_MAX_BATCH",
+        lambda n, v: parse_int(n, v, 1),
+        1000,
+        "Most documents in one array POST and most operations in one _bulk request (413 above it).",
+    )
+    idempotency_ttl_seconds: int = setting(
+        "RESTENGINE_IDEMPOTENCY_TTL_SECONDS",
+        lambda n, v: parse_int(n, v, 60),
+        86_400,
+        "How long an Idempotency-Key and the response it replays are kept (in the database).",
+    )
     retry_after: int = setting(
         "RESTENGINE_RETRY_AFTER",
         lambda n, v: parse_int(n, v, 1),

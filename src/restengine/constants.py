@@ -16,3 +16,7 @@ ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # Query parameters of a list that are never filters.
 RESERVED_PARAMETERS = frozenset({"fields", "sort", "limit", "cursor", "expand", "count"})
+
+DRAIN_LIMIT = 16 * 1024 * 1024
+"""The most of a refused request body read (and discarded) to keep its connection usable; gunicorn closes the
+connection of a request announcing a larger one (``restengine.ops.gunicorn_conf.pre_request``)."""

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Response, current_app, has_app_context, has_request_context, request
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, WriteError
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 
-from restengine.constants import JSON, PROBLEM_JSON
+from restengine.constants import DRAIN_LIMIT, JSON, PROBLEM_JSON
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -70,6 +70,47 @@ class ServiceUnavailable(Problem):
 
     status = 503
     type = "urn:restengine:problem:unavailable"
+
+
+class OutcomeUnknown(Problem):
+    """504: a write was sent and its answer never came; it may or may not have been applied.
+
+    Never the 503 "retry later" (that one means nothing was written): retrying
+    this blindly could apply the write twice. A retry with the same
+    ``Idempotency-Key`` is safe; without one, read the resource first.
+    """
+
+    status = 504
+    type = "urn:restengine:problem:outcome-unknown"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "The write was sent to the database but its answer did not arrive in time: it may or may not "
+            "have been applied. Retry with the same Idempotency-Key, or read the resource to find out.",
+            title="Write outcome unknown",
+        )
+
+
+class TooManyItems(Problem):
+    """413: an array POST or ``_bulk`` with more items than one request may carry (nothing was written)."""
+
+    status = 413
+    type = "urn:restengine:problem:too-many-items"
+
+    def __init__(self, count: int, maximum: int) -> None:
+        super().__init__(
+            f"{count} items in one request; at most {maximum} are accepted. Nothing was written: "
+            "send them in smaller requests.",
+            max_items=maximum,
+        )
+
+
+class IdempotencyProblem(Problem):
+    """An ``Idempotency-Key`` that cannot be honoured: malformed (400), reused with another request (422),
+    or its first request still running (409, with ``Retry-After``)."""
+
+    type = "urn:restengine:problem:idempotency"
 
 
 class NotFound(Problem):
@@ -222,7 +263,7 @@ def database_unavailable() -> Problem:
     )
 
 
-def _database_cause(exc: BaseException) -> PyMongoError | None:
+def database_cause(exc: BaseException) -> PyMongoError | None:
     """The PyMongo timeout or connection failure behind ``exc``, if any (libraries wrap them)."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -232,6 +273,22 @@ def _database_cause(exc: BaseException) -> PyMongoError | None:
             return current
         current = current.__cause__ or current.__context__
     return None
+
+
+def _refused_write(exc: BaseException) -> WriteError | None:
+    """The server's refusal of one write (not a duplicate key) behind ``exc``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, WriteError) and current.code not in DUPLICATE_KEY:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+DUPLICATE_KEY = (11000, 11001)
+"""The server's codes for a unique-index violation."""
 
 
 def to_problem(exc: BaseException) -> Problem | None:
@@ -275,14 +332,21 @@ def to_problem(exc: BaseException) -> Problem | None:
     if isinstance(exc, HTTPException):
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         return Problem(exc.description, status=exc.code or 500, title=exc.name, headers=headers)
-    cause = _database_cause(exc)
+    refused = _refused_write(exc)
+    if refused is not None:
+        # The server refused the document (too deeply nested, a key it does not take, a validator...):
+        # nothing of it was written. Its message names collections and stored fields: logged, not sent.
+        log.info("write refused by the database: code %s: %s", refused.code, refused)
+        return Problem(
+            "The database refused this document; nothing was written.",
+            status=422,
+            type="urn:restengine:problem:validation",
+        )
+    cause = database_cause(exc)
     if cause is not None:
         log.warning("database unavailable: %s: %s", type(cause).__name__, cause)
         return database_unavailable()
     return None
-
-
-DRAIN_LIMIT = 16 * 1024 * 1024  # the most of a refused body read (and discarded) to keep its connection usable
 
 
 def drain_body() -> bool:
@@ -293,7 +357,8 @@ def drain_body() -> bool:
     ``Connection: close`` (a hop-by-hop header, PEP 3333; gunicorn drops it and
     drains at most 64 KiB itself before closing the connection it has just
     announced as kept alive): reading the body here keeps that connection usable.
-    A body announced larger than the limit is not read at all.
+    A body announced larger than the limit is not read at all (under RestEngine's gunicorn configuration its
+    connection is closed after the answer).
     """
     environ = request.environ
     stream = environ.get("wsgi.input")

@@ -78,6 +78,15 @@ def gunicorn(
     tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app", *, config: str = PACKAGED_GUNICORN_CONFIG
 ) -> Iterator[tuple[int, Path]]:
     """One gunicorn instance (2 workers x 4 threads) until the block ends: its port and its log file."""
+    with gunicorn_process(tmp_path, env, app, config=config) as (port, log, _):
+        yield port, log
+
+
+@contextmanager
+def gunicorn_process(
+    tmp_path: Path, env: dict[str, str], app: str = "tests.probe_app:app", *, config: str = PACKAGED_GUNICORN_CONFIG
+) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
+    """:func:`gunicorn`, and its master process (the leader of its own process group, to kill it whole)."""
     port = free_port()
     log = tmp_path / f"gunicorn-{port}.log"
     full_env = {**os.environ, "RESTENGINE_WORKERS": "2", "RESTENGINE_THREADS": "4", **env}
@@ -94,14 +103,15 @@ def gunicorn(
     try:
         wait_for(lambda: proc.poll() is not None or get(port, "/healthz", timeout=1)[0] == 200, 60, "gunicorn")
         assert proc.poll() is None, log.read_text()
-        yield port, log
+        yield port, log, proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def call(

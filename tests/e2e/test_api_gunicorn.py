@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from restengine.constants import DRAIN_LIMIT
 from tests.e2e.helpers import call, gunicorn
 from tests.keys import TEST_SECRET
 
@@ -114,4 +116,23 @@ def test_a_413_closes_the_connection_it_left_a_body_unread_on(tmp_path: Path, mo
             assert response.status == 404 and json.loads(response.read())["status"] == 404
         finally:
             conn.close()
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_413_for_a_body_too_large_to_drain_closes_its_connection(tmp_path: Path, mongodb_uri: str) -> None:
+    env = {"MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": DOCUMENTS, "RESTENGINE_SECRET_KEY": TEST_SECRET}
+    announced = DRAIN_LIMIT + 1
+    with gunicorn(tmp_path, env, app=APP) as (port, log), socket.create_connection(("127.0.0.1", port), 10) as sock:
+        head = (
+            f"POST /api/customers HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {announced}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"code": "BIG002", "name": "' + b"x" * 65536)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after answering
+            received += chunk
+        status_line, _, rest = received.partition(b"\r\n")
+        headers = rest.split(b"\r\n\r\n")[0].lower()
+        assert status_line.startswith(b"HTTP/1.1 413"), received[:300]
+        assert b"connection: close" in headers, headers
     assert "Traceback" not in log.read_text()

@@ -15,6 +15,7 @@ from mongoengine import signals
 import restengine
 from restengine.api import bulk as bulk_module
 from restengine.api import writes
+from restengine.api.outcome import Phases
 from restengine.documents import load_documents
 from restengine.errors import Conflict
 from restengine.ops.indexes import create_indexes
@@ -191,12 +192,18 @@ def test_create_many_reports_an_undone_partial_insert(cached_app: Flask) -> None
     resource = cached_app.extensions["restengine.api"].resources["customers"]
     calls: list[int] = []
     duplicate = {"code": "NEW002", "name": "Twin", "email": "abc123@example.com"}
+
+    def create_many(bodies: list[Any], undone: Any) -> None:
+        phases = Phases(5.0, 5.0, lambda: None)
+        docs = writes.prepare_many(resource, bodies, phases, max_items=10)
+        writes.insert_many(resource, docs, phases, undone=undone)
+
     with cached_app.app_context(), pytest.raises(Conflict):
-        writes.create_many(resource, [NIA, duplicate], undone=lambda: calls.append(Customer.objects.count()))
+        create_many([NIA, duplicate], lambda: calls.append(Customer.objects.count()))
     assert calls == [1], "called once, after the partial insert was removed"
     assert Customer.objects(code="NEW001").count() == 0
     with cached_app.app_context():
-        writes.create_many(resource, [{**NIA, "code": "NEW003"}], undone=lambda: calls.append(-1))
+        create_many([{**NIA, "code": "NEW003"}], lambda: calls.append(-1))
     assert calls == [1], "not called when nothing was undone"
 
 

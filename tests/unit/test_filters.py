@@ -430,6 +430,17 @@ def test_the_same_parameter_twice_is_refused() -> None:
     error = refused(("title", "a"), ("title", "b"))
     assert error.param == "title"
     assert "more than once" in error.errors["title"][0]
+    assert refused(("title__gte", "a"), ("title__gte", "a")).param == "title__gte"
+
+
+@pytest.mark.parametrize("op", ["in", "nin", "all"])
+def test_a_repeated_list_filter_is_the_concatenation(op: str) -> None:
+    mongo = {"in": "$in", "nin": "$nin", "all": "$all"}[op]
+    name = f"tags__{op}"
+    assert parse((name, "a"), (name, "b,c"), (name, "d")) == parse((name, "a,b,c,d"))
+    assert parse((name, "a"), ("title", "x"), (name, "b"))["tags"] == {mongo: ["a", "b"]}
+    assert refused((name, "a"), (name, "")).param == name, "an empty value is refused, not dropped"
+    assert refused(*[(name, "1")] * 101).param == name, "the list limit counts every repeated value"
 
 
 def test_too_many_filters_are_refused_under_one_name() -> None:

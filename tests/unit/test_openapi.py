@@ -90,6 +90,12 @@ def schemas(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(spec["components"]["schemas"])
 
 
+def non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A nullable property's one other alternative (``anyOf: [typed, {type: null}]``)."""
+    others = [s for s in schema.get("anyOf", []) if s != {"type": "null"}]
+    return others[0] if len(others) == 1 and len(schema["anyOf"]) == 2 else schema
+
+
 def parameters(spec: dict[str, Any], path: str, method: str = "get") -> dict[str, dict[str, Any]]:
     return {p["name"]: p for p in spec["paths"][path][method].get("parameters", []) if "name" in p}
 
@@ -171,10 +177,14 @@ def test_book_read_and_create_schemas(spec: dict[str, Any]) -> None:
     assert props["id"] == {"type": "string", "pattern": "^[0-9a-f]{24}$"}
     assert props["title"] == {"type": ["string", "null"], "maxLength": 200}
     assert props["isbn"]["pattern"] == r"^\d{13}$"
-    assert props["currency"]["enum"] == ["EUR", "USD", "GBP", None]
-    assert props["price"]["type"] == ["string", "null"] and props["price"]["format"] == "decimal"
-    assert props["published"]["format"] == "date-time"
-    assert props["pages"]["minimum"] == 1 and "integer" in props["pages"]["type"]
+    currency = {"$ref": "#/components/schemas/BookCurrency"}
+    assert props["currency"] == {"anyOf": [currency, {"type": "null"}]}, "one named enum, null beside it"
+    assert schemas(spec)["BookCurrency"] == {"type": "string", "enum": ["EUR", "USD", "GBP"]}
+    assert non_null(props["price"])["type"] == "string" and non_null(props["price"])["format"] == "decimal"
+    assert props["published"] == {
+        "anyOf": [{"type": "string", "format": "date-time", "pattern": "Z$"}, {"type": "null"}]
+    }, "a typed, formatted alternative and null: generators make datetime | None of it"
+    assert non_null(props["pages"])["minimum"] == 1 and non_null(props["pages"])["type"] == "integer"
     assert props["reviews"]["items"] == {"anyOf": [{"$ref": "#/components/schemas/Review"}, {"type": "null"}]}
     author = props["author"]["anyOf"]
     assert author[0]["x-reference"] == "author" and "Author" in author[0]["description"]
@@ -187,7 +197,13 @@ def test_book_read_and_create_schemas(spec: dict[str, Any]) -> None:
     assert cprops["author"]["x-reference"] == "author" and cprops["author"]["pattern"] == "^[0-9a-fA-F]{24}$"
     assert cprops["in_stock"]["default"] is True
     assert cprops["reviews"]["items"] == {"$ref": "#/components/schemas/ReviewInput"}
-    assert cprops["currency"]["enum"] == ["EUR", "USD", "GBP", None]
+    assert cprops["currency"] == props["currency"], "the same enum for reads and writes"
+    assert schemas(spec)["BookPatch"]["properties"]["currency"] == props["currency"]
+    assert cprops["published"]["anyOf"] == [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+        {"type": "null"},
+    ], "typed alternatives, each with its format (not format-only ones under a shared type)"
     assert schemas(spec)["Review"]["required"] == ["reviewer", "rating", "text", "created"], "all, as decoded"
     review = schemas(spec)["ReviewInput"]
     assert set(review["required"]) == {"reviewer", "rating"}
@@ -196,7 +212,7 @@ def test_book_read_and_create_schemas(spec: dict[str, Any]) -> None:
 
 def test_legacy_keys_formats_and_references(spec: dict[str, Any]) -> None:
     s = schemas(spec)
-    assert s["Customer"]["properties"]["email"]["format"] == "email"
+    assert non_null(s["Customer"]["properties"]["email"])["format"] == "email"
     create = s["CustomerCreate"]
     assert create["anyOf"] == [{"required": ["id"]}, {"required": ["code"]}], "a string key must be sent"
     assert create["properties"]["code"]["pattern"] == r"^[A-Z]{3}\d{3}$"
@@ -265,7 +281,7 @@ def test_filters_sort_and_paging_parameters(spec: dict[str, Any]) -> None:
     assert params["pages__lt"]["schema"]["type"] == "integer"
     assert params["published__gte"]["schema"] == {"type": "string", "format": "date-time"}
     assert params["title__icontains"]["schema"]["maxLength"] == 200
-    assert params["tags__all"]["style"] == "form" and params["tags__all"]["explode"] is False
+    assert params["tags__all"]["style"] == "form" and params["tags__all"]["explode"] is True
     assert params["tags__size"]["schema"]["minimum"] == 0
     assert params["author__in"]["schema"]["items"]["pattern"] == "^[0-9a-fA-F]{24}$"
     assert params["reviews__rating__gte"]["schema"]["type"] == "integer"
@@ -278,6 +294,14 @@ def test_filters_sort_and_paging_parameters(spec: dict[str, Any]) -> None:
     assert params["count"]["schema"]["enum"] == ["exact", "estimated"] if "count" in params else True
     sort = params["sort"]["schema"]["items"]["enum"]
     assert {"title", "-published", "id", "-price"} <= set(sort)
+    names = dict(zip(sort, params["sort"]["schema"]["items"]["x-enum-varnames"], strict=True))
+    assert names["-published"] == "PUBLISHED_DESC" and names["title"] == "TITLE" and names["-id"] == "ID_DESC"
+    for name in ("sort", "fields", "expand", "tags__in", "author__nin"):
+        assert (params[name]["style"], params[name]["explode"]) == ("form", True), "sent as repeated parameters"
+        assert params[name]["schema"]["type"] == "array"
+    assert "repeat" in params["sort"]["description"].lower()
+    next_url = schemas(spec)["BookList"]["properties"]["next"]
+    assert "repeats every parameter" in next_url["description"] and "alone" in next_url["description"]
     assert "tags" not in sort and "reviews" not in sort, "lists cannot be sorted on"
     assert params["fields"]["schema"]["items"]["enum"][0] == "id"
     assert {"$ref": "#/components/parameters/IfNoneMatch"} in spec["paths"]["/api/books"]["get"]["parameters"]
@@ -346,7 +370,7 @@ def test_read_only_fields_are_read_only_and_not_created() -> None:
 def test_fields_option_limits_what_is_shown() -> None:
     spec = options_spec(fields=["name", "score"])
     s = schemas(spec)
-    assert set(s["OaSecret"]["properties"]) == {"id", "name", "score"}
+    assert set(s["OaSecret"]["properties"]) == {"id", "name", "score", "_unreadable"}
     assert set(s["OaSecretCreate"]["properties"]) == {"id", "_cls", "name", "score"}
     assert {"const": "OaSecret"} in s["OaSecretCreate"]["properties"]["_cls"]["anyOf"], "its own class name is accepted"
     assert not {"note", "note__ne", "password"} & set(parameters(spec, "/api/oa_secrets"))
@@ -379,6 +403,14 @@ def test_helpers() -> None:
     assert ecma_pattern(r"^a|b") == "^(?:^a|b)"
     assert ecma_pattern(r"(?P<x>a)(?P=x)\Z") == r"^(?:(?<x>a)\k<x>$)"
     assert nullable({"type": "string", "enum": ["a"]}) == {"type": ["string", "null"], "enum": ["a", None]}
+    assert nullable({"type": "string", "format": "date", "description": "d"}) == {
+        "description": "d",
+        "anyOf": [{"type": "string", "format": "date"}, {"type": "null"}],
+    }
+    assert nullable({"anyOf": [{"type": "string"}], "description": "d"}) == {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "d",
+    }
     assert nullable({"$ref": "#/x"}) == {"anyOf": [{"$ref": "#/x"}, {"type": "null"}]}
     assert nullable({"anyOf": [{"type": "string"}]}) == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert nullable({}) == {}
@@ -496,18 +528,25 @@ def test_every_field_type_reads_as_its_schema_says(kitchen: Contract) -> None:
     assert read_errors(kitchen, {**raw, "anything": OaPart(label="p2").to_mongo().to_dict()}) == []
     assert read_errors(kitchen, {"_id": raw["_id"]}) == [], "missing fields read as null or defaults"
     assert read_errors(kitchen, {**dict.fromkeys(raw, None), "_id": raw["_id"]}) == [], "stored nulls read as null"
-    assert read_errors(kitchen, {**raw, "day": "not a date"}), "the schema does catch a wrong value"
+    assert read_errors(kitchen, {**raw, "day": "not a date"}) == [], "an unreadable value reads as null"
+    item = decode_document(OaKitchen, {**raw, "day": "not a date"}, None, False)
+    assert item["day"] is None and item["_unreadable"] == ["day"]
+    assert list(kitchen.schema("OaKitchen").iter_errors({**item, "day": "x"})), "the schema does catch a wrong value"
 
 
 def test_the_read_schemas_map_each_type(kitchen: Contract) -> None:
     props = kitchen.spec["components"]["schemas"]["OaKitchen"]["properties"]
-    assert props["big"]["format"] == "int64" and props["big"]["maximum"] == 10
-    assert props["color"]["enum"] == ["red", "blue", None]
-    assert props["site"]["format"] == "uri" and props["day"]["format"] == "date"
-    assert props["other"]["pattern"] == "^[0-9a-f]{24}$" and props["token"]["format"] == "uuid"
-    assert props["scores"]["additionalProperties"]["type"] == ["integer", "null"]
+    named = kitchen.spec["components"]["schemas"]
+    assert non_null(props["big"])["format"] == "int64" and non_null(props["big"])["maximum"] == 10
+    assert non_null(props["color"]) == {"$ref": "#/components/schemas/OaColor"}, "named after the Enum class"
+    assert named["OaColor"] == {"type": "string", "enum": ["red", "blue"]}
+    assert props["colors"]["items"] == props["color"], "one enum wherever it is used"
+    assert non_null(props["site"])["format"] == "uri" and non_null(props["day"])["format"] == "date"
+    assert props["other"]["pattern"] == "^[0-9a-f]{24}$" and non_null(props["token"])["format"] == "uuid"
+    assert non_null(props["scores"]["additionalProperties"])["type"] == "integer"
     assert props["where"]["minItems"] == 2 and props["point"]["properties"]["type"] == {"const": "Point"}
-    assert props["size"]["enum"] == ["S", "L", None]
+    assert non_null(props["size"]) == {"$ref": "#/components/schemas/OaKitchenSize"}
+    assert named["OaKitchenSize"] == {"type": "string", "enum": ["S", "L"]}
     assert props["raw"]["maxLength"] == 8 and props["nums"]["maxItems"] == 3
     assert props["kind"]["pattern"] == "^(?:[a-z]+)"
     assert props["target"]["anyOf"][0] == {

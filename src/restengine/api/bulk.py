@@ -10,19 +10,24 @@ invalidates the cache.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import bson
 import mongoengine
+from bson import json_util
+from bson.binary import UuidRepresentation
 from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from restengine.api.codec import pk_value
-from restengine.api.model import conjunction
+from restengine.api.codec import pk_value, stored_document
+from restengine.api.model import conjunction, delete_files
+from restengine.api.outcome import Phases
 from restengine.api.resource import Resource
-from restengine.api.writes import DUPLICATE_KEY, apply, assign_ids, build, hook, unique_fields, validate
-from restengine.errors import InputError, duplicate_message
+from restengine.api.writes import apply, assign_ids, build, hook, unique_fields, validate
+from restengine.errors import DUPLICATE_KEY, InputError, OutcomeUnknown, TooManyItems, duplicate_message
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +39,10 @@ class Operation:
     resource: Resource  # as the caller reaches it with this operation's action
     doc: Any = None
     pk: Any = None
-    request: Any = None
+    raw: Any = None  # the stored document before the operation (update, replace, delete)
 
+
+STATUS_OK = {"insert": 201, "update": 200, "replace": 200, "delete": 204}
 
 # Each _bulk operation needs the method that would do the same on its own.
 BULK_METHODS = {"insert": "POST", "update": "PATCH", "replace": "PUT", "delete": "DELETE"}
@@ -55,6 +62,8 @@ def plan_bulk(
     merge: Callable[[Any, Any], Any],
     encode: Callable[[Resource, Any], Any],
     scoped: Callable[[str], Resource] | None = None,
+    *,
+    max_items: int = 1000,
 ) -> tuple[list[Operation], bool]:
     """Parse and validate a ``_bulk`` body; every operation is checked before anything is written.
 
@@ -63,7 +72,7 @@ def plan_bulk(
     with that operation (``insert``, ``update``, ``replace``, ``delete``): a
     document outside it is "no such item", and an insert or update that would
     leave one outside is refused. Raises :class:`InputError` with errors keyed
-    by operation index.
+    by operation index; more than ``max_items`` operations is :class:`TooManyItems`.
     """
     reach = scoped or (lambda op: resource)
     if not isinstance(body, dict) or not isinstance(body.get("operations"), list):
@@ -72,8 +81,10 @@ def plan_bulk(
     if not isinstance(ordered, bool):
         raise InputError({"ordered": "must be true or false"})
     operations = body["operations"]
-    if not 1 <= len(operations) <= 1000:
-        raise InputError({"operations": "between 1 and 1000 operations"})
+    if not operations:
+        raise InputError({"operations": "the array is empty"})
+    if len(operations) > max_items:
+        raise TooManyItems(len(operations), max_items)
     plan: list[Operation] = []
     errors: dict[str, Any] = {}
     pks: dict[int, Any] = {}
@@ -103,8 +114,8 @@ def plan_bulk(
                 errors[str(index)] = {"id": "no such item"}
                 continue
             if op == "delete":
-                doc = target_resource.doc_cls._from_son(raw)
-                plan.append(Operation(index, op, target_resource, pk=pks[index], doc=doc))
+                doc = stored_document(target_resource.doc_cls, raw, frozenset())  # unreadable values left out
+                plan.append(Operation(index, op, target_resource, pk=pks[index], doc=doc, raw=raw))
                 continue
             representation = encode(target_resource, raw)
             key = "patch" if op == "update" else "document"
@@ -112,7 +123,7 @@ def plan_bulk(
                 raise InputError({key: "must be a JSON object"})
             target = merge(representation, spec[key]) if op == "update" else spec[key]
             doc = apply(target_resource, raw, target, representation)
-            plan.append(Operation(index, op, target_resource, doc=doc, pk=pks[index], request=raw))
+            plan.append(Operation(index, op, target_resource, doc=doc, pk=pks[index], raw=raw))
         except InputError as exc:
             errors[str(index)] = exc.errors
     for operation in plan:
@@ -169,8 +180,15 @@ def _denied_deletes(resource: Resource, deletes: list[Operation]) -> dict[str, A
     return errors
 
 
-def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[dict[str, Any]]:
-    """Execute a validated plan in one ``bulk_write``; returns per-operation results.
+def prepare_run(resource: Resource, plan: list[Operation]) -> None:
+    """The before-hooks of every operation, and the new documents' ids: what comes before :func:`run_bulk`."""
+    for op in plan:
+        hook(resource, {"insert": "before_create", "delete": "before_delete"}.get(op.op, "before_update"), op.doc)
+    assign_ids([op.doc for op in plan if op.op == "insert"])
+
+
+def run_bulk(resource: Resource, plan: list[Operation], ordered: bool, phases: Phases) -> list[dict[str, Any]]:
+    """Execute a validated, prepared plan (:func:`prepare_run`) in one ``bulk_write``; per-operation results.
 
     An update, replace or delete of an id that an earlier delete of the same
     batch removed (and no later insert brought back) would match nothing: it
@@ -180,9 +198,6 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
     it must be when one operation of its kind could have missed, and logged
     otherwise.
     """
-    for op in plan:
-        hook(resource, {"insert": "before_create", "delete": "before_delete"}.get(op.op, "before_update"), op.doc)
-    assign_ids([op.doc for op in plan if op.op == "insert"])
     requests: list[Any] = []
     positions: list[int] = []  # plan position of each request (unchanged updates send nothing)
     missing: set[int] = set()  # plan positions of operations on an id this batch deleted before them
@@ -210,7 +225,8 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
     counts: Mapping[str, Any] = {}
     try:
         if requests:
-            counts = resource.collection().bulk_write(requests, ordered=ordered).bulk_api_result
+            with phases.sending():
+                counts = resource.collection().bulk_write(requests, ordered=ordered).bulk_api_result
     except BulkWriteError as exc:
         counts = exc.details
         for error in exc.details.get("writeErrors", []):
@@ -225,9 +241,8 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
             executed = min(failed)
     missing |= _unmatched(resource, plan, positions, failed, executed, counts)
     results: list[dict[str, Any]] = []
-    status_ok = {"insert": 201, "update": 200, "replace": 200, "delete": 204}
     for position, op in enumerate(plan):
-        result: dict[str, Any] = {"index": op.index, "op": op.op, "id": str(op.doc.pk if op.doc else op.pk)}
+        result: dict[str, Any] = {"index": op.index, "op": op.op, "id": _shown_id(op)}
         if position in failed:
             result.update(failed[position])
         elif position > executed:
@@ -235,7 +250,9 @@ def run_bulk(resource: Resource, plan: list[Operation], ordered: bool) -> list[d
         elif position in missing:
             result.update(status=404, error="No such item (any more).")
         else:
-            result["status"] = status_ok[op.op]
+            result["status"] = STATUS_OK[op.op]
+            if op.op == "delete":
+                delete_files(op.doc)
             hook(resource, {"insert": "after_create", "delete": "after_delete"}.get(op.op, "after_update"), op.doc)
         results.append(result)
     return results
@@ -264,3 +281,92 @@ def _unmatched(
                 "bulk on %s: %d of %d %s matched nothing (written meanwhile)", resource.name, short, len(sent), ops
             )
     return found
+
+
+def _shown_id(op: Operation) -> str:
+    return str(op.doc.pk if op.doc else op.pk)
+
+
+# ---------------------------------------------------------------- what an interrupted batch did
+
+_MISSING = {"$missing": True}
+
+
+def _at(raw: Mapping[str, Any] | None, path: str) -> Any:
+    """The value at a dotted stored ``path`` (list positions as numbers), or a marker when there is none."""
+    value: Any = raw
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+_OPTIONS = json_util.JSONOptions(uuid_representation=UuidRepresentation.STANDARD)
+
+
+def _digest(values: list[Any]) -> str:
+    """A digest of stored values, the same whether they come from a Document or from the database."""
+    normal = bson.decode(bson.encode({"v": values}, codec_options=_OPTIONS), codec_options=_OPTIONS)
+    return hashlib.sha256(json_util.dumps(normal, sort_keys=True, json_options=_OPTIONS).encode()).hexdigest()
+
+
+def expected_states(plan: list[Operation]) -> list[dict[str, Any]]:
+    """For each operation of a prepared plan: its id, and digests of what it changes, before and after.
+
+    Recorded under an ``Idempotency-Key`` before the batch is sent, so that a
+    retry after the sending instance died can tell from the data whether the
+    batch was applied (:func:`recovered_results`).
+    """
+    states: list[dict[str, Any]] = []
+    for op in plan:
+        state: dict[str, Any] = {"index": op.index, "op": op.op, "shown": _shown_id(op)}
+        if op.op == "insert":
+            state["id"] = op.doc.to_mongo()["_id"]
+        elif op.op == "delete":
+            state["id"] = op.pk
+        else:
+            update = op.doc._get_update_doc()
+            sets, unsets = update.get("$set", {}), update.get("$unset", {})
+            paths = sorted({*sets, *unsets})
+            state.update(
+                id=op.pk,
+                paths=paths,
+                before=_digest([_at(op.raw, p) for p in paths]),
+                after=_digest([sets.get(p, _MISSING) for p in paths]),
+            )
+        states.append(state)
+    return states
+
+
+def recovered_results(resource: Resource, states: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The results of an interrupted batch found applied, ``None`` if none of it was; else :class:`OutcomeUnknown`.
+
+    ``states`` is what :func:`expected_states` recorded (``None``: the batch was never sent).
+    """
+    if not states:
+        return None
+    current = {raw["_id"]: raw for raw in resource.collection().find({"_id": {"$in": [s["id"] for s in states]}})}
+    applied: list[bool] = []
+    undecidable = False
+    for state in states:
+        raw = current.get(state["id"])
+        if state["op"] == "insert":
+            applied.append(raw is not None)
+        elif state["op"] == "delete":
+            applied.append(raw is None)
+        elif state["before"] != state["after"]:  # an update that changes nothing tells nothing
+            now = None if raw is None else _digest([_at(raw, p) for p in state["paths"]])
+            undecidable |= now not in (state["before"], state["after"])  # changed by someone else since
+            applied.append(now == state["after"])
+    if not undecidable and all(applied):
+        return [{"index": s["index"], "op": s["op"], "id": s["shown"], "status": STATUS_OK[s["op"]]} for s in states]
+    if not undecidable and not any(applied):
+        return None
+    raise OutcomeUnknown(
+        "An earlier attempt with this Idempotency-Key was interrupted and only part of its operations are found "
+        "applied (or the items changed since): read the items to find out what is stored."
+    )

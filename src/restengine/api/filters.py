@@ -164,21 +164,25 @@ def parse_filters(
     paths below it, the most specific key decides; ``None`` allows every path).
     Operators are always also limited by :func:`allowed_operators`, so the list form
     of ``ResourceOptions.filterable`` becomes ``{path: ALL_OPERATORS}``. Hidden paths
-    are refused as unknown. ``in``/``nin``/``all`` split on commas (no escaping).
+    are refused as unknown. ``in``/``nin``/``all`` split on commas (no escaping), and
+    may be repeated: ``tags__in=a&tags__in=b,c`` is ``tags__in=a,b,c``. Any other
+    filter given more than once is refused (never one of its values dropped).
 
     Raises :class:`InvalidParameter` naming the offending parameter (``"filters"``
     for more than ``MAX_FILTERS`` of them).
     """
-    params = [(name, text) for name, text in args if name not in reserved]
+    params: dict[str, list[str]] = {}
+    for name, text in args:
+        if name not in reserved:
+            params.setdefault(name, []).append(text)
     if len(params) > MAX_FILTERS:
         raise InvalidParameter("filters", f"at most {MAX_FILTERS} filter parameters are allowed")
-    seen: set[str] = set()
     conditions: dict[str, list[tuple[str, Any]]] = {}
-    for name, text in params:
-        if name in seen:
-            raise InvalidParameter(name, "given more than once")
-        seen.add(name)
+    for name, texts in params.items():
         path, op = filter_parameter(doc_cls, name, filterable=filterable, hidden=hidden)
+        if len(texts) > 1 and not BY_NAME[op].takes_list:
+            raise InvalidParameter(name, "given more than once: it takes one value")
+        text = ",".join(texts)
         conditions.setdefault(path.db_path, []).append((op, _condition(op, path.field, text, name)))
     return _assemble(conditions)
 

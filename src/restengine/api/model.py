@@ -73,6 +73,16 @@ def delete_rules(doc_cls: type[Any]) -> list[DeleteRule]:
     return [(rule_cls, name, rule) for (rule_cls, name), rule in rules if not rule_cls._meta.get("abstract")]
 
 
+def delete_files(doc: Any) -> None:
+    """Delete the GridFS files of a deleted document's ``FileField``s (``ImageField``s too), as
+    ``Document.delete`` does; the document's own delete must already have matched."""
+    for name, field in doc._fields.items():
+        if isinstance(field, mf.FileField):
+            proxy = getattr(doc, name, None)
+            if proxy is not None and getattr(proxy, "grid_id", None) is not None:
+                proxy.delete()
+
+
 def public_fields(doc_cls: type[Any]) -> list[str]:
     """Attribute names in declaration order, the primary key first, ``_cls`` never."""
     pk = pk_name(doc_cls)

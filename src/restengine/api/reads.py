@@ -83,7 +83,9 @@ def parse_expand(
 
 
 def decode(resource: Resource, raw: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    return decode_document(resource.doc_cls, raw, fields, resource.with_cls)
+    """A stored document as ``resource`` shows it; a subclass served on its own keeps its own hidden fields."""
+    hidden = resource.hidden_for(raw.get("_cls")) if resource.with_cls else None
+    return decode_document(resource.doc_cls, raw, fields - hidden if hidden else fields, resource.with_cls)
 
 
 def get_item(

@@ -13,6 +13,8 @@ from restengine import db
 from restengine.api.access import Access, Guard
 from restengine.api.caching import CacheHits, CachePolicy
 from restengine.api.docs import Docs
+from restengine.api.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
+from restengine.api.idempotency import IdempotencyStore
 from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
@@ -47,8 +49,11 @@ class Api:
     ``register`` and ``register_module`` may be called before or after mounting.
     ``secret_key`` signs pagination cursors (at least 32 bytes, else
     :class:`ConfigError`); ``db_timeout_ms`` is the database deadline of each
-    request to the API; ``cache`` is the response cache (``restengine.create_app``
-    passes its own; without one nothing is cached).
+    request to the API before its write is sent, ``write_timeout_ms`` the budget of the write itself
+    (see :mod:`restengine.api.outcome`); ``max_batch`` the most documents of an array POST and operations
+    of a ``_bulk``; ``idempotency_ttl_seconds`` how long ``Idempotency-Key`` records are kept (in the
+    default connection's database; ``None``: the header is ignored); ``cache`` is the response cache
+    (``restengine.create_app`` passes its own; without one nothing is cached).
     ``authenticate`` (the WSGI environ → a :class:`Principal`, or ``None``
     for bearer credentials or anonymous) and ``policy`` protect the API in a
     host app; without either, the host app's own checks are all there is.
@@ -65,6 +70,9 @@ class Api:
         url_prefix: str = "/api",
         secret_key: str | None = None,
         db_timeout_ms: int = 1500,
+        write_timeout_ms: int = 10_000,
+        max_batch: int = 1000,
+        idempotency_ttl_seconds: int | None = 86_400,
         cache: ResponseCache | None = None,
         openapi_path: str | None = "/openapi.json",
         openapi_info: Mapping[str, Any] | None = None,
@@ -77,6 +85,17 @@ class Api:
         self._by_class: dict[type[Any], Resource] = {}
         self._secret_key = None if secret_key is None else check_secret(secret_key, "secret_key")
         self.db_timeout = db_timeout_ms / 1000
+        self.write_timeout = write_timeout_ms / 1000
+        self.max_batch = max_batch
+        self.idempotency = (
+            None
+            if idempotency_ttl_seconds is None
+            else IdempotencyStore(
+                lambda: db.get_database()[IDEMPOTENCY_COLLECTION],
+                ttl_seconds=idempotency_ttl_seconds,
+                lease=self.db_timeout + self.write_timeout,
+            )
+        )
         self.cache = cache
         self.cache_policy = CachePolicy(cache)
         self.openapi_path = openapi_path

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
+from bson.codec_options import DatetimeConversion
+
 from restengine.api.fields import field_type
 from restengine.api.model import UnknownField, conjunction, item_field, public_fields, resolve
 from restengine.api.operators import ALL_OPERATORS
@@ -108,6 +110,34 @@ class Resource:
         """Whether the API of this resource serves ``doc_cls``: what a write through it may refer to."""
         return self._lookup is not None and self._lookup(doc_cls) is not None
 
+    def own_resource(self, cls: type[Any]) -> Resource | None:
+        """The resource serving ``cls``, a subclass of this one's class, on its own (``None``: only this one)."""
+        if cls is self.doc_cls or self._lookup is None:
+            return None
+        own = self._lookup(cls)
+        return None if own is None or own.doc_cls is self.doc_cls else own
+
+    def writable_for(self, cls: type[Any]) -> frozenset[str]:
+        """What a client may set on a ``cls`` document through this resource.
+
+        A subclass served by its own resource keeps that resource's rules here too: only the fields both
+        resources let a client write (its hidden and read-only fields cannot be written through the parent).
+        """
+        own = self.own_resource(cls)
+        return self.writable if own is None else self.writable & own.writable
+
+    def hidden_for(self, class_name: Any) -> frozenset[str]:
+        """The fields of a stored document of class ``class_name`` (its ``_cls``) this resource does not show
+        beyond its own hidden ones: those its class's own resource hides."""
+        if not self.with_cls or class_name is None or class_name == self.doc_cls._class_name:
+            return frozenset()
+        if class_name not in self.doc_cls._subclasses:
+            return frozenset()
+        from mongoengine.base import get_document
+
+        own = self.own_resource(get_document(class_name))
+        return frozenset() if own is None else own.unexposed - {self.pk}
+
     def stored_pk(self, pk: Any) -> Any:
         """A primary key as the database stores it (a string for ``UUIDField(binary=False)``)."""
         return self.doc_cls._fields[self.pk].to_mongo(pk)
@@ -158,7 +188,14 @@ class Resource:
         return conjunction(self.doc_cls.objects._query, self.scope_filter())
 
     def collection(self) -> Any:
-        return self.doc_cls._get_collection()
+        """The class's collection, decoding dates out of Python's range as ``DatetimeMS`` (an unreadable value,
+        see ``codec``) instead of failing the whole query."""
+        found = self.doc_cls._get_collection()
+        cached = self.__dict__.get("_reading")
+        if cached is None or cached[0] is not found:
+            options = found.codec_options.with_options(datetime_conversion=DatetimeConversion.DATETIME_AUTO)
+            cached = self.__dict__["_reading"] = (found, found.with_options(codec_options=options))
+        return cached[1]
 
     def reference_target(self, path: str) -> tuple[Any, Any]:
         """(field path, referenced Document class) for an expandable reference path."""

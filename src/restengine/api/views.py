@@ -9,7 +9,7 @@ own error handlers never see the API's errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,27 +17,34 @@ import pymongo
 from flask import Response, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from restengine.api import bulk, pagination, reads, writes
+from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
 from restengine.api.model import conjunction
+from restengine.api.outcome import Phases
+from restengine.api.query import list_value, single_value
 from restengine.api.routes import BULK_ACTIONS
+from restengine.auth.principal import ANONYMOUS
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
+    Conflict,
     InputError,
     InvalidParameter,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
     Problem,
     UnsupportedMediaType,
     acceptable,
     handled,
+    render,
+    to_problem,
 )
 from restengine.jsonresp import json_bytes_response
 
@@ -47,6 +54,11 @@ if TYPE_CHECKING:
     from restengine.api.routes import Route
 
 log = logging.getLogger(__name__)
+
+
+Note = Callable[[Callable[[], dict[str, Any]]], None]
+"""Records what a write is about to do (the facts the callable gives) under its request's ``Idempotency-Key``;
+without one, does nothing (and does not call it)."""
 
 
 def _no_content() -> Response:
@@ -78,9 +90,40 @@ def _json_body(*accepted: str) -> Any:
         )
     data = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
     try:
-        return orjson.loads(data)
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Problem(f"The body is not valid JSON: {exc}", status=400, title="Malformed JSON") from None
+    where = _too_deep(body)
+    if where is not None:
+        problem = f"nested too deeply (at most {MAX_BODY_DEPTH} levels of lists and objects)"
+        errors: dict[str, Any] = {where[-1]: problem} if where else {"": problem}
+        for key in reversed(where[:-1]):
+            errors = {key: errors}
+        raise InputError(errors)
+    return body
+
+
+MAX_BODY_DEPTH = 100
+"""Levels of lists and objects in a request body: MongoDB stores no document nested deeper."""
+
+
+def _too_deep(value: Any) -> list[str] | None:
+    """Where ``value`` first nests deeper than :data:`MAX_BODY_DEPTH`, as errors name it (the field, or the
+    array item and its field), or ``None``. Without recursion: any depth is measured safely."""
+    named = 2 if isinstance(value, list) else 1
+    pending: list[tuple[Any, int, list[str]]] = [(value, 1, [])]
+    while pending:
+        current, level, path = pending.pop()
+        if isinstance(current, dict):
+            children = [(str(key), child) for key, child in current.items()]
+        elif isinstance(current, list):
+            children = [(str(position), child) for position, child in enumerate(current)]
+        else:
+            continue
+        if level > MAX_BODY_DEPTH:
+            return path
+        pending.extend((child, level + 1, [*path, key] if len(path) < named else path) for key, child in children)
+    return None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -123,6 +166,8 @@ class Views:
                 where = route(**kwargs)
                 if where.resource in self.api.resources:
                     access.check(request.environ, where, request.method)
+            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                return view(**kwargs)  # its phases have their own budgets (see restengine.api.outcome)
             with pymongo.timeout(self.api.db_timeout):
                 return view(**kwargs)
 
@@ -184,8 +229,8 @@ class Views:
             return self._options(resource, allowed)
         if request.method in ("GET", "HEAD"):
             resource = self._scoped(resource, "read")
-            fields = reads.parse_fields(resource, request.args.get("fields"))
-            expansions = reads.parse_expand(resource, request.args.get("expand"), fields, self._expandable)
+            fields = reads.parse_fields(resource, list_value(request.args, "fields"))
+            expansions = reads.parse_expand(resource, list_value(request.args, "expand"), fields, self._expandable)
 
             def build() -> tuple[Any, dict[str, str]]:
                 item = reads.get_item(resource, pk, fields, expansions)
@@ -195,13 +240,23 @@ class Views:
 
             return self._cached_read(resource, expansions, build, pk=pk)
         resource = self._scoped(resource, "delete" if request.method == "DELETE" else "update")
-        raw = writes.current(resource, pk)
+        raw: dict[str, Any] = {}
+
+        def may_have_written() -> None:
+            if request.method == "DELETE" and raw:
+                self.cache_policy.invalidate_deleted(resource, raw["_id"])
+            else:
+                self.cache_policy.invalidate(resource)
+
+        phases = self._phases(may_have_written)
+        with phases.before():
+            raw.update(writes.current(resource, pk))
         representation = reads.decode(resource, raw, resource.exposed)
         tags = if_match(request)
         if tags is not None and not match(tags, etag_of(orjson.dumps(representation))):
             raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
         if request.method == "DELETE":
-            writes.delete(resource, raw, conditional=tags is not None)
+            writes.delete(resource, raw, phases, conditional=tags is not None)
             self.cache_policy.invalidate_deleted(resource, raw["_id"])
             return _no_content()
         if request.method == "PUT":
@@ -213,9 +268,11 @@ class Views:
             if not isinstance(patch, dict):
                 raise InputError({"": "a merge patch must be a JSON object"})
             target = merge_patch(representation, patch)
-        doc = writes.apply(resource, raw, target, representation)
-        writes.save_changes(resource, doc, raw, conditional=tags is not None)
-        return _with_etag(self._stored(resource, [doc])[0])
+        with phases.before():
+            doc = writes.apply(resource, raw, target, representation)
+        writes.save_changes(resource, doc, raw, phases, conditional=tags is not None)
+        written = doc.to_mongo().to_dict()
+        return _with_etag(self._stored(resource, [written["_id"]], [written])[0])
 
     def bulk(self, name: str) -> Response:
         resource = self._resource(name, ("POST",))
@@ -234,13 +291,29 @@ class Views:
         def scoped(op: str) -> Resource:
             return self._scoped(resource, BULK_ACTIONS[op])
 
-        plan, ordered = bulk.plan_bulk(resource, body, merge_patch, encode, scoped)
-        try:
-            results = bulk.run_bulk(resource, plan, ordered)
-        finally:
-            self.cache_policy.invalidate(resource)  # bulk_write sends no MongoEngine signals
-        failed = any(r["status"] not in (200, 201, 204) for r in results)
-        return json_bytes_response(orjson.dumps({"results": results}), 409 if failed else 200)
+        phases = self._phases(lambda: self.cache_policy.invalidate(resource))
+
+        def run(note: Note) -> Response:
+            with phases.before():
+                plan, ordered = bulk.plan_bulk(
+                    resource, body, merge_patch, encode, scoped, max_items=self.api.max_batch
+                )
+            bulk.prepare_run(resource, plan)
+            note(lambda: {"outcome": bulk.expected_states(plan)})
+            try:
+                results = bulk.run_bulk(resource, plan, ordered, phases)
+            finally:
+                self.cache_policy.invalidate(resource)  # bulk_write sends no MongoEngine signals
+            failed = any(r["status"] not in (200, 201, 204) for r in results)
+            return json_bytes_response(orjson.dumps({"results": results}), 409 if failed else 200)
+
+        def recover(earlier: Mapping[str, Any], replaying: bool = False) -> Response | None:
+            results = bulk.recovered_results(resource, earlier.get("outcome"))
+            if results is None:
+                return None
+            return json_bytes_response(orjson.dumps({"results": results}), 200)
+
+        return self._idempotent(body, phases, run, recover)
 
     # ------------------------------------------------------------ helpers
 
@@ -250,42 +323,160 @@ class Views:
         response.headers["Allow"] = ", ".join(methods)
         return response
 
-    def _stored(self, resource: Resource, docs: list[Any]) -> list[dict[str, Any]]:
-        """The representations of ``docs`` as stored, read back (one query) after writing them: what a GET shows.
+    def _phases(self, may_have_written: Callable[[], None]) -> Phases:
+        return Phases(self.api.db_timeout, self.api.write_timeout, may_have_written)
+
+    def _stored(
+        self, resource: Resource, pks: list[Any], written: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """The representations of the documents ``pks`` as stored, read back (one query): what a GET shows.
 
         ``resource`` is the one the writes went through (an access rule may restrict its documents and fields).
         The writes have succeeded: when a document cannot be read back (deleted meanwhile or out of the
-        caller's reach, the request's deadline spent by the write), the response shows what was written.
+        caller's reach, the request's deadline spent by the write), the response shows ``written``, what was
+        written (without it, nothing may be missing).
         """
         found: dict[Any, dict[str, Any]] = {}
-        pks = [doc.to_mongo()["_id"] for doc in docs]
         try:
-            query = {"_id": pks[0]} if len(pks) == 1 else {"_id": {"$in": pks}}
-            found = {raw["_id"]: raw for raw in resource.collection().find(conjunction(resource.base_filter(), query))}
+            with pymongo.timeout(self.api.db_timeout):
+                query = {"_id": pks[0]} if len(pks) == 1 else {"_id": {"$in": pks}}
+                found = {
+                    raw["_id"]: raw for raw in resource.collection().find(conjunction(resource.base_filter(), query))
+                }
         except PyMongoError as exc:
-            if not (exc.timeout or isinstance(exc, ConnectionFailure)):
+            if written is None or not (exc.timeout or isinstance(exc, ConnectionFailure)):
                 raise
             log.warning("the written %s could not be read back: %s", resource.name, type(exc).__name__)
+        if written is None and len(found) < len(pks):
+            raise NotFound()
         return [
-            reads.decode(resource, found.get(pk) or doc.to_mongo().to_dict(), resource.exposed)
-            for pk, doc in zip(pks, docs, strict=True)
+            reads.decode(resource, found.get(pk) or (written or [])[position], resource.exposed)
+            for position, pk in enumerate(pks)
         ]
 
-    def _item_url(self, resource: Resource, doc: Any) -> str:
-        return url_for(self.api.endpoint("item"), name=resource.name, item_id=str(doc.pk), _external=True)
+    def _item_url(self, resource: Resource, item_id: str) -> str:
+        return url_for(self.api.endpoint("item"), name=resource.name, item_id=item_id, _external=True)
+
+    def _created(
+        self, resource: Resource, pks: list[Any], many: bool, written: list[dict[str, Any]] | None = None
+    ) -> Response:
+        items = self._stored(resource, pks, written)
+        if many:
+            return _with_etag({"items": items}, 201)
+        return _with_etag(items[0], 201, {"Location": self._item_url(resource, str(items[0]["id"]))})
 
     def _create(self, resource: Resource) -> Response:
         body = _json_body(JSON)
-        if isinstance(body, list):
-            docs = writes.create_many(resource, body, undone=lambda: self.cache_policy.invalidate(resource))
-            return _with_etag({"items": self._stored(resource, docs)}, 201)
-        doc = writes.create(resource, body)
-        return _with_etag(self._stored(resource, [doc])[0], 201, {"Location": self._item_url(resource, doc)})
+        many = isinstance(body, list)
+        phases = self._phases(lambda: self.cache_policy.invalidate(resource))
+
+        def run(note: Note) -> Response:
+            if many:
+                docs = writes.prepare_many(resource, body, phases, max_items=self.api.max_batch)
+            else:
+                docs = [writes.prepare_create(resource, body, phases)]
+            note(lambda: self._new_ids(resource, docs))
+            if many:
+                writes.insert_many(resource, docs, phases, undone=lambda: self.cache_policy.invalidate(resource))
+            else:
+                writes.insert(resource, docs[0], phases)
+            written = [doc.to_mongo().to_dict() for doc in docs]
+            return self._created(resource, [raw["_id"] for raw in written], many, written)
+
+        def recover(earlier: Mapping[str, Any], replaying: bool = False) -> Response | None:
+            pks = earlier.get("ids")
+            if not pks:
+                return None  # the first attempt never got to write
+            stored = {raw["_id"] for raw in resource.collection().find({"_id": {"$in": pks}}, {"_id": 1})}
+            if len(stored) == len(pks):
+                return self._created(resource, pks, many)
+            if stored and not replaying:  # a partial array insert its instance did not live to undo
+                resource.collection().delete_many({"_id": {"$in": list(stored)}})
+                self.cache_policy.invalidate(resource)
+            return None
+
+        return self._idempotent(body, phases, run, recover)
+
+    @staticmethod
+    def _new_ids(resource: Resource, docs: list[Any]) -> dict[str, Any]:
+        """The ids new documents are about to be inserted under, when a retry could find them by these alone.
+
+        Not when one is known only once written (a SequenceField key), nor when one is taken already
+        (the insert is then a 409, and finding the document would not mean this request wrote it).
+        """
+        pks = [doc.to_mongo().get("_id") for doc in docs]
+        if None in pks or resource.collection().count_documents({"_id": {"$in": pks}}, limit=1):
+            return {}
+        return {"ids": pks}
+
+    def _idempotent(
+        self,
+        body: Any,
+        phases: Phases,
+        run: Callable[[Note], Response],
+        recover: Callable[..., Response | None],
+    ) -> Response:
+        """``run`` the write, under the request's ``Idempotency-Key`` when it has one (see :mod:`.idempotency`).
+
+        ``run`` calls its ``note`` with what it is about to write, before sending it;
+        ``recover`` finds out from the data what an abandoned attempt did: its
+        response if its write happened, ``None`` if it did not (and is undone).
+        """
+        store = self.api.idempotency
+        key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+        if key is None or store is None:
+            return run(lambda facts: None)
+        access = self.api.access
+        principal = ANONYMOUS if access is None else access.principal(request.environ)
+        caller = f"{principal.kind}:{principal.subject or ''}"
+        with phases.before():
+            claimed = store.claim(caller, key, idempotency.fingerprint(request.method, request.path, body))
+        if isinstance(claimed, idempotency.Stored):
+            return self._replay(claimed, recover)
+        claim = claimed
+
+        def note(facts: Callable[[], dict[str, Any]]) -> None:
+            with phases.before():
+                store.note(claim, **facts())
+
+        try:
+            response = None
+            if claim.earlier is not None:
+                with phases.before():
+                    response = recover(claim.earlier)
+            if response is None:
+                response = run(note)
+        except OutcomeUnknown:
+            store.hold(claim)
+            raise
+        except Exception as exc:
+            problem = to_problem(exc)
+            if problem is None or problem.status >= 500:
+                store.release(claim)
+                raise
+            response = render(exc)  # a final answer too: replayed like a success
+        store.finish(claim, response.status_code, dict(response.headers), response.get_data())
+        return response
+
+    def _replay(self, stored: idempotency.Stored, recover: Callable[..., Response | None]) -> Response:
+        if stored.body is None:  # too large to keep (an array POST): rebuilt from what was written
+            with pymongo.timeout(self.api.db_timeout):
+                rebuilt = recover(stored.record, replaying=True)
+            if rebuilt is None:
+                raise Conflict(
+                    "This request was done; its response was too large to keep and its items changed since: read them."
+                )
+            response = rebuilt
+        else:
+            response = Response(stored.body, status=stored.status)
+            response.headers.update(stored.headers)
+        response.headers[idempotency.REPLAYED] = "true"
+        return response
 
     def _list(self, resource: Resource) -> Response:
         args = request.args
-        fields = reads.parse_fields(resource, args.get("fields"))
-        expansions = reads.parse_expand(resource, args.get("expand"), fields, self._expandable)
+        fields = reads.parse_fields(resource, list_value(args, "fields"))
+        expansions = reads.parse_expand(resource, list_value(args, "expand"), fields, self._expandable)
         return self._cached_read(resource, expansions, lambda: self._list_body(resource, fields, expansions))
 
     def _list_body(
@@ -301,18 +492,19 @@ class Views:
             reserved=RESERVED_PARAMETERS,
         )
         sort = pagination.parse_sort(
-            resource.doc_cls, args.get("sort"), sortable=resource.options.sortable, hidden=resource.unexposed
+            resource.doc_cls, list_value(args, "sort"), sortable=resource.options.sortable, hidden=resource.unexposed
         )
         limit = pagination.parse_limit(
-            args.get("limit"), default=resource.options.default_limit, maximum=resource.options.max_limit
+            single_value(args, "limit"), default=resource.options.default_limit, maximum=resource.options.max_limit
         )
-        count = args.get("count")
+        count = single_value(args, "count")
         if count not in (None, "exact", "estimated"):
             raise InvalidParameter("count", "must be exact or estimated")
         codec = pagination.CursorCodec(self.api.secret(), resource.name)
         after = None
-        if "cursor" in args:
-            after = pagination.keyset_filter(sort, codec.decode(args["cursor"], sort))
+        cursor = single_value(args, "cursor")
+        if cursor is not None:
+            after = pagination.keyset_filter(sort, codec.decode(cursor, sort))
         page = reads.list_page(
             resource, filters=filters, sort=sort, after=after, limit=limit,
             fields=fields, expansions=expansions, count=count,

@@ -10,6 +10,7 @@ needed and none is written.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -22,18 +23,23 @@ from mongoengine.base.common import _document_registry
 from mongoengine.errors import SaveConditionError
 from pymongo.errors import BulkWriteError
 
-from restengine.api.codec import input_values, pk_value
-from restengine.api.model import DeleteRule, conjunction, delete_rules, embedded_type, item_field, pk_name
+from restengine.api.codec import UNREADABLE, input_values, pk_value, stored_document, unreadable_fields
+from restengine.api.model import DeleteRule, conjunction, delete_files, delete_rules, embedded_type, item_field, pk_name
+from restengine.api.outcome import Phases
 from restengine.api.resource import Resource
 from restengine.errors import (
+    DUPLICATE_KEY,
     Conflict,
     Forbidden,
     InputError,
     NotFound,
     PreconditionFailed,
+    TooManyItems,
     duplicate_message,
     unique_index_fields,
 )
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- building documents
 
@@ -57,7 +63,8 @@ def build(resource: Resource, body: Any) -> Any:
     cls = _document_class(resource, body)
     body = _pk_alias(cls, body)
     fields = {k: v for k, v in body.items() if k != "id"}
-    values, errors = input_values(cls, fields, resource.writable, served=resource.serves)
+    # a subclass served on its own keeps its resource's read-only and hidden fields (Resource.writable_for)
+    values, errors = input_values(cls, fields, resource.writable_for(cls), served=resource.serves)
     doc = None
     if not errors:
         try:
@@ -204,16 +211,22 @@ def _require_reach(resource: Resource, docs: Sequence[Any]) -> None:
         raise Forbidden(f"Your rule for {resource.name} does not reach a document like this one.")
 
 
-def create(resource: Resource, body: Any) -> Any:
-    """Validate and insert one document; returns the saved Document."""
+def prepare_create(resource: Resource, body: Any, phases: Phases) -> Any:
+    """Build, validate and check one new document (its id given now); nothing is written."""
     doc = build(resource, body)
-    validate([doc], resource.serves)
+    with phases.before():
+        validate([doc], resource.serves)
     _require_reach(resource, [doc])
     hook(resource, "before_create", doc)
-    with _unique(resource):
+    assign_ids([doc])
+    return doc
+
+
+def insert(resource: Resource, doc: Any, phases: Phases) -> None:
+    """Insert a prepared document (see :func:`prepare_create`), then run the after-create hook."""
+    with phases.sending(), _unique(resource):
         doc.save(force_insert=True, validate=False)
     hook(resource, "after_create", doc)
-    return doc
 
 
 @contextlib.contextmanager
@@ -225,10 +238,6 @@ def _unique(resource: Resource) -> Iterator[None]:
         server_error = exc.__cause__ or exc.__context__
         fields = unique_fields(resource, getattr(server_error, "details", None))
         raise Conflict(duplicate_message(fields)) from None
-
-
-DUPLICATE_KEY = (11000, 11001)
-"""The server's codes for a unique-index violation."""
 
 
 def unique_fields(resource: Resource, error: Mapping[str, Any] | None) -> list[str] | None:
@@ -270,16 +279,15 @@ def _attribute_path(doc_cls: type[Any], path: str) -> list[str] | None:
     return names
 
 
-def create_many(resource: Resource, bodies: list[Any], *, undone: Callable[[], None] | None = None) -> list[Any]:
-    """All-or-nothing: validate every document, then insert them in one round trip.
+def prepare_many(resource: Resource, bodies: list[Any], phases: Phases, *, max_items: int) -> list[Any]:
+    """Build, validate and check every new document of an array POST (ids given now); nothing is written.
 
-    A unique-index violation during the insert removes what that insert wrote
-    and raises :class:`Conflict`. ``undone`` is called once a partial insert
-    has been removed (reads meanwhile may have seen the documents: the caller
-    invalidates what it cached), before the error is raised.
+    More than ``max_items`` documents is :class:`TooManyItems`.
     """
     if not bodies:
         raise InputError({"": "the array is empty"})
+    if len(bodies) > max_items:
+        raise TooManyItems(len(bodies), max_items)
     docs: list[Any] = []
     errors: dict[str, Any] = {}
     for index, body in enumerate(bodies):
@@ -289,38 +297,61 @@ def create_many(resource: Resource, bodies: list[Any], *, undone: Callable[[], N
             errors[str(index)] = exc.errors
     if errors:
         raise InputError(errors)
-    validate(docs, resource.serves)
+    with phases.before():
+        validate(docs, resource.serves)
     _require_reach(resource, docs)
     for doc in docs:
         hook(resource, "before_create", doc)
     assign_ids(docs)
+    return docs
+
+
+def insert_many(resource: Resource, docs: list[Any], phases: Phases, *, undone: Callable[[], None]) -> None:
+    """All-or-nothing: insert prepared documents (see :func:`prepare_many`) in one round trip.
+
+    A write error part-way (a unique index, a document the server refuses)
+    removes what that insert wrote and raises :class:`Conflict` (or the 422 of
+    the refusal). ``undone`` is called once a partial insert has been removed
+    (reads meanwhile may have seen the documents: the caller invalidates what
+    it cached), before the error is raised.
+    """
     # What QuerySet.insert does (one insert_many, the bulk-insert signals), but
     # undoing a partial insert exactly: insert() refuses documents whose
     # primary key is already set, and reports a batch failure without counts.
     signals.pre_bulk_insert.send(resource.doc_cls, documents=docs)
-    try:
-        resource.collection().insert_many([doc.to_mongo() for doc in docs], ordered=True)
-    except BulkWriteError as exc:
-        written = int(exc.details.get("nInserted", 0))
-        if written:
-            try:
-                resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
-            finally:
-                if undone is not None:
+    with phases.sending() as progress:
+        try:
+            resource.collection().insert_many([doc.to_mongo() for doc in docs], ordered=True)
+        except BulkWriteError as exc:
+            written = int(exc.details.get("nInserted", 0))
+            if written:
+                progress.applied = True
+                try:
+                    resource.collection().delete_many({"_id": {"$in": [d.pk for d in docs[:written]]}})
+                finally:
                     undone()
-        duplicates = [e for e in exc.details.get("writeErrors", []) if e.get("code") in DUPLICATE_KEY]
-        if duplicates:
-            fields = unique_fields(resource, duplicates[0])
-            message = duplicate_message(fields)
-            position = str(duplicates[0].get("index"))
-            errors = {name: "must be unique" for name in fields} if fields else {"": message}
-            raise Conflict(f"{message} Nothing was inserted.", errors={position: errors}) from None
-        raise
+            _refused(resource, exc)
+            raise
     signals.post_bulk_insert.send(resource.doc_cls, documents=docs, loaded=False)
     for doc in docs:
         doc._created = False
         hook(resource, "after_create", doc)
-    return docs
+
+
+def _refused(resource: Resource, exc: BulkWriteError) -> None:
+    """Raise the client's error for the write error that stopped an array insert (all of it undone)."""
+    first = next(iter(exc.details.get("writeErrors", [])), None)
+    if first is None:
+        return
+    position = str(first.get("index"))
+    if first.get("code") in DUPLICATE_KEY:
+        fields = unique_fields(resource, first)
+        message = duplicate_message(fields)
+        errors = {name: "must be unique" for name in fields} if fields else {"": message}
+        raise Conflict(f"{message} Nothing was inserted.", errors={position: errors}) from None
+    # The server's message names the collection and stored fields: logged, never sent.
+    log.info("array insert into %s refused: code %s: %s", resource.name, first.get("code"), first.get("errmsg"))
+    raise InputError({position: {"": "the database refused this document; nothing was inserted"}}) from None
 
 
 # ---------------------------------------------------------------- change and delete
@@ -347,42 +378,51 @@ def apply(resource: Resource, raw: dict[str, Any], target: Mapping[str, Any], re
     repeated unchanged but not changed; absent writable fields are reset to
     their default.
     """
-    doc = resource.doc_cls._from_son(raw)
+    unreadable = unreadable_fields(representation)
+    doc = stored_document(resource.doc_cls, raw, unreadable)  # unreadable values left out: they read as null
     target = _pk_alias(type(doc), target)
+    writable = resource.writable_for(type(doc))
     errors: dict[str, Any] = {}
     for name, value in target.items():
         if name in ("id", "_cls"):
             if value != representation.get(name):
                 errors[name] = "cannot be changed"
-        elif name not in resource.writable and (name not in resource.exposed or value != representation.get(name)):
+        elif (
+            name != UNREADABLE
+            and name not in writable
+            and (name not in resource.exposed or value != representation.get(name))
+        ):
             errors[name] = "unknown or read-only field"
-    changes = {n: v for n, v in target.items() if n in resource.writable and v != representation.get(n)}
-    values, value_errors = input_values(type(doc), changes, resource.writable, served=resource.serves)
+    changes = {n: v for n, v in target.items() if n in writable and v != representation.get(n)}
+    values, value_errors = input_values(type(doc), changes, writable, served=resource.serves)
     errors.update(value_errors)
     if errors:
         raise InputError(errors)
     for name, value in values.items():
         setattr(doc, name, value)
-    for name in resource.writable - set(target):
+    for name in writable - set(target):
         field = doc._fields.get(name)
-        if field is not None and representation.get(name) is not None:
+        if field is not None and (representation.get(name) is not None or name in unreadable):
             setattr(doc, name, field.default() if callable(field.default) else field.default)
+    for name in unreadable & (set(values) | (writable - set(target))):
+        doc._mark_as_changed(name)  # replaces the stored value even when the new one equals the left-out one
     return doc
 
 
-def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, conditional: bool) -> Any:
+def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], phases: Phases, *, conditional: bool) -> Any:
     """Validate and save a changed Document; compare-and-set when ``conditional``.
 
     Never creates a document: if it was deleted meanwhile the answer is 404,
     and if it changed meanwhile (conditional) 412.
     """
-    validate([doc], resource.serves)
+    with phases.before():
+        validate([doc], resource.serves)
     _require_reach(resource, [doc])
     hook(resource, "before_update", doc)
     # The document must still be one the caller reaches when the write lands.
     condition = conjunction(resource.scope_filter(), unchanged_since(raw) if conditional else {})
     try:
-        with _unique(resource):
+        with phases.sending(), _unique(resource):
             doc.save(validate=False, save_condition={"__raw__": condition})
     except SaveConditionError:
         if conditional:
@@ -395,7 +435,7 @@ def save_changes(resource: Resource, doc: Any, raw: dict[str, Any], *, condition
 REFERRED_TO = "Other items refer to this one; it cannot be deleted while they do."
 
 
-def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> None:
+def delete(resource: Resource, raw: dict[str, Any], phases: Phases, *, conditional: bool) -> None:
     """Delete one document, then apply its delete rules; compare-and-set when ``conditional``.
 
     The order is MongoEngine's but for one step: DENY rules are checked first
@@ -407,19 +447,24 @@ def delete(resource: Resource, raw: dict[str, Any], *, conditional: bool) -> Non
     delete, so a failed condition would leave them applied.)
     """
     cls = resource.doc_cls
-    doc = cls._from_son(raw)
+    doc = stored_document(cls, raw, frozenset())
     hook(resource, "before_delete", doc)
     rules = delete_rules(cls)
-    if _denied(cls, [doc], {(cls._get_collection_name(), doc.pk)}):
+    with phases.before():
+        denied = _denied(cls, [doc], {(cls._get_collection_name(), doc.pk)})
+    if denied:
         # Never the referring class or field in the message: the client may not see them.
         raise Conflict(REFERRED_TO)
     query = conjunction(resource.scope_filter(), {"_id": raw["_id"], **(unchanged_since(raw) if conditional else {})})
     signals.pre_delete.send(type(doc), document=doc)
-    if not resource.collection().delete_one(query).deleted_count:
-        if conditional:
-            raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
-        raise NotFound()
-    _apply_delete_rules(doc, rules)
+    with phases.sending() as progress:
+        if not resource.collection().delete_one(query).deleted_count:
+            if conditional:
+                raise PreconditionFailed("The item changed since the ETag in If-Match was issued.")
+            raise NotFound()
+        progress.applied = True
+        _apply_delete_rules(doc, rules)
+        delete_files(doc)
     signals.post_delete.send(type(doc), document=doc)
     hook(resource, "after_delete", doc)
 

@@ -75,10 +75,12 @@ def request_key(resource_name: str, environ: Mapping[str, Any]) -> str:
     """The cache key of a GET, from the WSGI environ: resource, scheme, host, path, query.
 
     The query is normalized by sorting its parameters by (decoded) name, and
-    *stably*: a repeated parameter keeps its order, because the first value is
-    the one that counts (``?limit=5&limit=10`` and ``?limit=10&limit=5`` differ).
-    Anything else that differs in spelling only makes a different key: a miss,
-    never a wrong hit. Bodies hold absolute URLs, hence scheme and host.
+    *stably*: a repeated parameter keeps every value, in order, because every
+    value counts and their order may too (``?sort=a&sort=b`` sorts by ``a``
+    first; ``?fields=a&fields=b`` is not ``?fields=a``). Anything else that
+    differs in spelling only (``?fields=a,b`` and ``?fields=a&fields=b``) makes
+    a different key: a miss, never a wrong hit. Bodies hold absolute URLs, hence
+    scheme and host.
     """
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
     pairs = sorted(environ.get("QUERY_STRING", "").split("&"), key=_param_name)

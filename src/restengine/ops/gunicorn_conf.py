@@ -113,3 +113,17 @@ def worker_exit(server: Any, worker: Any) -> None:
     from restengine import db
 
     db.close_all()
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """A request announcing a body too large to drain: close its connection after the answer.
+
+    The app refuses an oversized body (413) and reads it away to keep the
+    connection usable (``restengine.errors.drain_body``), but not past
+    ``DRAIN_LIMIT``: the rest would be read as the next request.
+    """
+    from restengine.constants import DRAIN_LIMIT
+
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+    if length and (not length.isdigit() or int(length) > DRAIN_LIMIT):
+        req.force_close()

@@ -16,6 +16,7 @@ from restengine.api.fields.base import (
     Converter,
     FieldType,
     Schema,
+    Unreadable,
     choices,
     decoder,
     ecma_pattern,
@@ -33,7 +34,14 @@ from restengine.api.fields.base import (
     query_schema,
     ref,
 )
-from restengine.api.fields.compound import build_embedded, decode_embedded, input_values, pk_value, plan
+from restengine.api.fields.compound import (
+    build_embedded,
+    decode_embedded,
+    input_values,
+    pk_value,
+    plan,
+    stored_class,
+)
 
 __all__ = [
     "UNFILTERABLE",
@@ -41,6 +49,7 @@ __all__ = [
     "Converter",
     "FieldType",
     "Schema",
+    "Unreadable",
     "build_embedded",
     "choices",
     "compound",
@@ -64,4 +73,5 @@ __all__ = [
     "query_schema",
     "ref",
     "scalars",
+    "stored_class",
 ]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import math
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol
 
 import mongoengine
 import orjson
@@ -97,23 +98,61 @@ def free_form(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def jsonable(value: Any) -> Any:
-    """Any BSON value as JSON (for DictField and unknown field types)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+class Unreadable(ValueError):
+    """A stored value the API cannot render as its field's JSON (a wrong type, a value JSON cannot hold, too deep).
+
+    Raised by decoders; the codec reads the field as ``null`` and lists its path in ``_unreadable``.
+    """
+
+
+MAX_READ_DEPTH = 100  # lists and objects inside one stored free-form value (MongoDB stores at most 100 levels)
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """Any BSON value as JSON (for DictField and unknown field types); :class:`Unreadable` when JSON cannot hold it.
+
+    Refused: values of no JSON form (Code with a scope aside, code is its text; Regex, MinKey, MaxKey, Timestamp,
+    out-of-range dates), NaN and infinities, and values nested deeper than :data:`MAX_READ_DEPTH`.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value if type(value) in (str, bool, int) or value is None else _plain_scalar(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Unreadable("not a finite number")
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_READ_DEPTH:
+            raise Unreadable(f"nested deeper than {MAX_READ_DEPTH} levels")
+        if isinstance(value, dict):
+            return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+        return [jsonable(v, depth + 1) for v in value]
     if isinstance(value, dt.datetime):
         return format_datetime(value)
-    if isinstance(value, (ObjectId, uuid.UUID, decimal.Decimal)):
+    if isinstance(value, (ObjectId, uuid.UUID)):
         return str(value)
     if isinstance(value, Decimal128):
-        return str(value.to_decimal())
+        value = value.to_decimal()
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise Unreadable("not a finite number")
+        return str(value)
     if isinstance(value, DBRef):
-        return str(value.id)
+        return jsonable(value.id, depth)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
-    return value
+    raise Unreadable(f"a stored {type(value).__name__} has no JSON form")
+
+
+def wrong_type(value: Any, expected: str) -> NoReturn:
+    """Raise :class:`Unreadable`: a stored value that is not ``expected`` (a decoder's refusal)."""
+    raise Unreadable(f"stored {type(value).__name__}, expected {expected}")
+
+
+def _plain_scalar(value: Any) -> Any:
+    """A subclass of str or int (bson's Code, Int64) as its plain value."""
+    if isinstance(value, bool):
+        return bool(value)
+    return str(value) if isinstance(value, str) else int(value)
 
 
 def ref_id(value: Any) -> Any:
@@ -122,11 +161,9 @@ def ref_id(value: Any) -> Any:
         value = value.id
     elif isinstance(value, dict) and "_id" in value:  # CachedReferenceField
         value = value["_id"]
+    if isinstance(value, (dict, list, bool, float)):
+        raise Unreadable(f"a {type(value).__name__} is not a reference")
     return None if value is None else str(value)
-
-
-def identity(value: Any) -> Any:
-    return value
 
 
 def object_id(text: str) -> ObjectId:
@@ -179,17 +216,28 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+ANNOTATIONS = frozenset({"description", "default", "readOnly", "writeOnly", "title", "examples", "deprecated"})
+
+
 def nullable(schema: Schema) -> Schema:
-    """``schema`` or ``null``."""
+    """``schema`` or ``null``.
+
+    A plain typed schema gets ``null`` in its ``type`` (``["string", "null"]``); anything generators
+    would otherwise mistype is ``{"anyOf": [schema, {"type": "null"}]}``: a schema with a ``format``
+    (a typed, formatted alternative, so clients get ``datetime | None``, not ``Any``), a ``$ref``,
+    a ``const``, no ``type``. An ``anyOf`` (with annotations only beside it) gets one more alternative.
+    """
     if not schema or schema.get("type") == "null" or {"type": "null"} in schema.get("anyOf", []):
         return schema
-    if set(schema) == {"anyOf"}:
-        return {"anyOf": [*schema["anyOf"], {"type": "null"}]}
+    if "anyOf" in schema and set(schema) - {"anyOf"} <= ANNOTATIONS:
+        return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
     kind = schema.get("type")
     if isinstance(kind, list) and "null" in kind and ("enum" not in schema or None in schema["enum"]):
         return schema
-    if kind is None or "$ref" in schema or "const" in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
+    if kind is None or "$ref" in schema or "const" in schema or "format" in schema:
+        inner = {key: value for key, value in schema.items() if key not in ANNOTATIONS}
+        notes = {key: value for key, value in schema.items() if key in ANNOTATIONS}
+        return {**notes, "anyOf": [inner, {"type": "null"}]}
     out = dict(schema)
     out["type"] = ([*kind, "null"] if "null" not in kind else kind) if isinstance(kind, list) else [kind, "null"]
     if "enum" in out and None not in out["enum"]:
@@ -320,15 +368,22 @@ class FieldType:
     def decoder(self, field: BaseField) -> Converter:
         """A converter from the stored (BSON) value to JSON, chosen once per field."""
         if self.plain and type(field) in self.classes:
-            return identity
+            return self.stored
         return lambda v: jsonable(field.to_python(v))
+
+    def stored(self, value: Any) -> Any:
+        """A ``plain`` type's stored value as its JSON: itself when it has the field's JSON type, else Unreadable."""
+        return jsonable(value)
 
     def missing(self, field: BaseField) -> Any:
         """What a field missing from a stored document reads as: a constant default, else ``null`` or empty."""
         default = field.default
         if callable(default):
             return self.empty()
-        return jsonable(field.to_mongo(default)) if default is not None else None
+        try:
+            return jsonable(field.to_mongo(default)) if default is not None else None
+        except (Unreadable, ValueError, TypeError):
+            return None
 
     def empty(self) -> Any:
         """What a missing field whose default is callable reads as."""

@@ -39,6 +39,7 @@ from restengine.api.fields.base import (
     query_schema,
     ref,
     ref_id,
+    wrong_type,
 )
 from restengine.api.model import item_field, pk_field, pk_name
 from restengine.api.operators import LIST, LIST_PRESENCE, TEXT_OPERATORS
@@ -59,7 +60,9 @@ class ListType(FieldType):
 
     def decoder(self, field: BaseField) -> Converter:
         inner = decoder(field.field) if field.field is not None else jsonable
-        return lambda v: [None if x is None else inner(x) for x in v] if isinstance(v, list) else jsonable(v)
+        return lambda v: (
+            [None if x is None else inner(x) for x in v] if isinstance(v, list) else wrong_type(v, "a list")
+        )
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         expect(list, value, "a list")
@@ -116,6 +119,9 @@ class DictType(FieldType):
     def empty(self) -> Any:
         return {}
 
+    def stored(self, value: Any) -> Any:
+        return jsonable(value) if isinstance(value, dict) else wrong_type(value, "an object")
+
     def parse_json(self, field: BaseField, value: Any) -> Any:
         expect(dict, value, "an object")
         inner = field.field
@@ -142,7 +148,11 @@ class MapType(DictType):
 
     def decoder(self, field: BaseField) -> Converter:
         inner = decoder(field.field)
-        return lambda v: {k: inner(x) for k, x in v.items()} if isinstance(v, dict) else jsonable(v)
+        return lambda v: (
+            {k: None if x is None else inner(x) for k, x in v.items()}
+            if isinstance(v, dict)
+            else wrong_type(v, "an object")
+        )
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return {"type": "object", "additionalProperties": nullable(components.read(field.field))}
@@ -162,7 +172,9 @@ class EmbeddedType(FieldType):
         return lambda v: decode_embedded(embedded, v)
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
-        return build_embedded(field.document_type, expect(dict, value, "an object"))
+        """The declared class, or the subclass a ``_cls`` names (so a polymorphic value keeps its class)."""
+        expect(dict, value, "an object")
+        return build_embedded(_declared_or_subclass(field.document_type, value.get("_cls")), value)
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return ref(components.embedded(field.document_type, "read"))
@@ -178,7 +190,7 @@ class GenericEmbeddedType(FieldType):
     sortable = False
 
     def decoder(self, field: BaseField) -> Converter:
-        return lambda v: decode_embedded(get_document(v["_cls"]), v) if isinstance(v, dict) and "_cls" in v else v
+        return lambda v: decode_embedded(_named_class(v), v) if isinstance(v, dict) else wrong_type(v, "an object")
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         expect(dict, value, "an object with _cls")
@@ -195,6 +207,17 @@ class GenericEmbeddedType(FieldType):
         if not classes:
             return {"type": "object", "properties": {"_cls": {"type": "string"}}, "required": ["_cls"]}
         return {"oneOf": [ref(components.embedded(cls, mode, generic=True)) for cls in classes]}
+
+
+def _declared_or_subclass(declared: type[Any], name: Any) -> type[Any]:
+    """The class an embedded object's ``_cls`` names (absent or ``null``: ``declared``); ``ValueError`` unless it is
+    ``declared`` or one of its subclasses."""
+    if name is None or name == declared._class_name:
+        return declared
+    if isinstance(name, str) and name in declared._subclasses:
+        found: type[Any] = get_document(name)
+        return found
+    raise InputError({"_cls": f"must be one of {list(declared._subclasses)}"})
 
 
 def _named_class(value: Mapping[str, Any]) -> Any:
@@ -241,7 +264,21 @@ class ReferenceType(FieldType):
     is_reference = True
 
     def decoder(self, field: BaseField) -> Converter:
-        return ref_id
+        """The id as text, once the target's primary key type reads it (an id of another type is unreadable)."""
+        target = field.document_type
+        if target._meta.get("abstract"):
+            return ref_id
+        check = decoder(pk_field(target))
+
+        def decode(value: Any) -> Any:
+            stored = value.id if isinstance(value, DBRef) else value
+            if isinstance(stored, dict) and "_id" in stored:  # CachedReferenceField
+                stored = stored["_id"]
+            if stored is not None:
+                check(stored)
+            return ref_id(value)
+
+        return decode
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         """A DBRef, not checked here (``writes`` checks that the documents exist).
@@ -346,7 +383,7 @@ def _referable_class(value: Mapping[str, Any]) -> Any:
 
 def _generic_ref(value: Any) -> Any:
     if not isinstance(value, dict):
-        return jsonable(value)
+        return wrong_type(value, 'an object {"_cls": ..., "_ref": ...}')
     stored = value.get("_ref")
     return {"_cls": value.get("_cls"), "id": None if stored is None else str(getattr(stored, "id", stored))}
 
@@ -418,15 +455,33 @@ def plan(doc_cls: type[Any]) -> Plan:
 
 
 def decode_embedded(doc_cls: type[Any], raw: Any) -> Any:
+    """A stored embedded document as JSON; :class:`~restengine.api.fields.base.Unreadable` when it is not one.
+
+    A stored ``_cls`` naming a subclass of ``doc_cls`` decodes with that class (and is shown).
+    """
     if not isinstance(raw, dict):
-        return jsonable(raw)
+        return wrong_type(raw, "an object")
     if "_cls" in raw and raw["_cls"] != doc_cls._class_name:
-        doc_cls = get_document(raw["_cls"])
+        doc_cls = stored_class(doc_cls, raw["_cls"])
     out: dict[str, Any] = {"_cls": raw["_cls"]} if "_cls" in raw else {}
     for name, db_field, convert, missing in plan(doc_cls):
         value = raw.get(db_field)
         out[name] = missing if value is None and db_field not in raw else None if value is None else convert(value)
     return out
+
+
+def stored_class(declared: type[Any], name: Any) -> type[Any]:
+    """The class a stored ``_cls`` names: ``declared`` or one of its subclasses, else :class:`Unreadable`."""
+    if name == declared._class_name:
+        return declared
+    if isinstance(name, str) and name in declared._subclasses:
+        try:
+            found: type[Any] = get_document(name)
+        except mongoengine.errors.NotRegistered:
+            pass
+        else:
+            return found
+    return wrong_type(name, f"the name of {declared.__name__} or of one of its subclasses (_cls)")
 
 
 def build_embedded(doc_cls: type[Any], body: Mapping[str, Any]) -> Any:

@@ -28,13 +28,13 @@ from restengine.api.fields.base import (
     ecma_pattern,
     expect,
     format_datetime,
-    jsonable,
     object_id,
     parse_bool,
     parse_datetime,
     parse_int,
     query_parser,
     ref_id,
+    wrong_type,
 )
 from restengine.api.operators import MAX_VALUE_LENGTH
 
@@ -96,6 +96,9 @@ class StringType(FieldType):
     query_kind = "string"
     format: str | None = None
 
+    def stored(self, value: Any) -> Any:
+        return value if isinstance(value, str) else wrong_type(value, "a string")
+
     def parse_json(self, field: BaseField, value: Any) -> Any:
         return expect(str, value, "a string")
 
@@ -139,6 +142,9 @@ class IntType(FieldType):
     plain = True
     query_kind = "integer"
     integer_id = True
+
+    def stored(self, value: Any) -> Any:
+        return value if isinstance(value, int) and not isinstance(value, bool) else wrong_type(value, "an integer")
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         number = expect(int, value, "an integer")
@@ -222,6 +228,11 @@ class FloatType(_NumberType):
     def stored_number(self, field: BaseField, text: str) -> Any:
         return float(text)
 
+    def stored(self, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return value
+        return wrong_type(value, "a finite number")
+
     def parse_json(self, field: BaseField, value: Any) -> Any:
         return float(expect((int, float), value, "a number"))
 
@@ -235,7 +246,13 @@ class DecimalType(_NumberType):
     classes = (mf.DecimalField,)
 
     def decoder(self, field: BaseField) -> Converter:
-        return lambda v: str(field.to_python(v))
+        def decode(value: Any) -> str:
+            number = field.to_python(value) if not isinstance(value, (bool, dict, list)) else value
+            if not isinstance(number, decimal.Decimal) or not number.is_finite():
+                return wrong_type(value, "a finite decimal number")
+            return str(number)
+
+        return decode
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         try:
@@ -279,6 +296,9 @@ class BooleanType(FieldType):
     plain = True
     query_kind = "boolean"
 
+    def stored(self, value: Any) -> Any:
+        return value if isinstance(value, bool) else wrong_type(value, "true or false")
+
     def parse_json(self, field: BaseField, value: Any) -> Any:
         return expect(bool, value, "true or false")
 
@@ -302,7 +322,7 @@ class DateTimeType(FieldType):
     query_kind = "datetime"
 
     def decoder(self, field: BaseField) -> Converter:
-        return lambda v: format_datetime(v) if isinstance(v, dt.datetime) else jsonable(v)
+        return lambda v: format_datetime(v) if isinstance(v, dt.datetime) else wrong_type(v, "a date-time")
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         try:
@@ -317,9 +337,8 @@ class DateTimeType(FieldType):
         return {"type": "string", "format": "date-time", "pattern": "Z$"}
 
     def write_schema(self, field: BaseField, components: Components, mode: str) -> Schema:
-        return {
-            "type": "string",
-            "anyOf": [{"format": "date-time"}, {"format": "date"}],
+        return {  # typed alternatives: generators make ``datetime | date`` of them, not ``Any``
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
             "description": "ISO 8601 (`codec.parse_datetime`); a date alone is midnight UTC.",
         }
 
@@ -331,7 +350,7 @@ class DateType(DateTimeType):
     classes = (mf.DateField,)
 
     def decoder(self, field: BaseField) -> Converter:
-        return lambda v: v.date().isoformat() if isinstance(v, dt.datetime) else jsonable(v)
+        return lambda v: v.date().isoformat() if isinstance(v, dt.datetime) else wrong_type(v, "a date")
 
     def read_schema(self, field: BaseField, components: Components) -> Schema:
         return {"type": "string", "format": "date"}
@@ -356,7 +375,7 @@ class ObjectIdType(FieldType):
     generates_id = True
 
     def decoder(self, field: BaseField) -> Converter:
-        return str
+        return lambda v: str(v) if isinstance(v, ObjectId) else wrong_type(v, "an ObjectId")
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         return object_id(expect(str, value, "an ObjectId string"))
@@ -391,7 +410,7 @@ class UUIDType(FieldType):
     query_kind = "uuid"
 
     def decoder(self, field: BaseField) -> Converter:
-        return str
+        return _uuid_text
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         return uuid.UUID(expect(str, value, "a UUID string"))
@@ -424,7 +443,7 @@ class BinaryType(FieldType):
     classes = (mf.BinaryField,)
 
     def decoder(self, field: BaseField) -> Converter:
-        return lambda v: base64.b64encode(bytes(v)).decode()
+        return lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else wrong_type(v, "bytes")
 
     def parse_json(self, field: BaseField, value: Any) -> Any:
         try:
@@ -463,6 +482,10 @@ class EnumType(FieldType):
     query_kind = "enum"
     choices_are_values = False
 
+    def decoder(self, field: BaseField) -> Converter:
+        values = {member.value for member in field._enum_cls if isinstance(member.value, (str, int, float))}
+        return lambda v: v if not isinstance(v, bool) and _member(v, values) else wrong_type(v, "a value of the enum")
+
     def parse_json(self, field: BaseField, value: Any) -> Any:
         try:
             return field._enum_cls(value)
@@ -483,6 +506,26 @@ class EnumType(FieldType):
 
     def query_schema(self, field: BaseField, in_list: bool) -> Schema | None:
         return {"type": "string", "enum": [str(member.value) for member in field._enum_cls]}
+
+
+def _member(value: Any, values: set[Any]) -> bool:
+    try:
+        return value in values
+    except TypeError:  # unhashable
+        return False
+
+
+def _uuid_text(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    return wrong_type(value, "a UUID")
 
 
 # ---------------------------------------------------------------- geometry

@@ -140,7 +140,12 @@ PARAMETERS: dict[str, Any] = {
     "Cursor": {
         "name": "cursor",
         "in": "query",
-        "description": "Where the page starts: the opaque, signed token from `next`. Any other value is a 400.",
+        "description": (
+            "Where the page starts: the opaque, signed token in the `next` URL, which also repeats the "
+            "request's other parameters, so following `next` is all a client needs. The token is a position "
+            "only, bound to the resource and the sort: with another sort it is a 400; with other filters the "
+            "page starts at that position of the other query. Any other value is a 400."
+        ),
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,4096}$"},
     },
     "Count": {
@@ -158,7 +163,10 @@ HEADERS: dict[str, Any] = {
         "required": True,
         "schema": {"type": "string", "pattern": ETAG},
     },
-    "Link": {"description": 'The next page: `<url>; rel="next"`.', "schema": {"type": "string"}},
+    "Link": {
+        "description": 'The next page: `<url>; rel="next"`, the URL in `next` (the same query, the next cursor).',
+        "schema": {"type": "string"},
+    },
     "X-Total-Count": {"description": "The total, with `?count=`.", "schema": {"type": "integer", "minimum": 0}},
     "Location": {"description": "The created item's URL (for an object body).", "schema": {"type": "string"}},
     "Cache-Control": {"description": "How clients may cache the response.", "schema": {"type": "string"}},

@@ -7,6 +7,7 @@ listed when the view would accept it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from restengine.api.registry import Api
 
 MAX_DEPTH = 4  # embedded documents followed this deep for filter and sort paths
+LIST_FORMS = "Repeat the parameter (`?p=a&p=b`), separate values with commas (`?p=a,b`), or both: all values count."
 
 
 def field_paths(doc_cls: type[Any], prefix: str = "", depth: int = 0) -> Iterator[tuple[str, BaseField]]:
@@ -56,10 +58,10 @@ def read_parameters(api: Api, resource: Resource) -> list[dict[str, Any]]:
         {
             "name": "fields",
             "in": "query",
-            "description": "Return only these fields (and id).",
+            "description": f"Return only these fields (and id). {LIST_FORMS}",
             "style": "form",
-            "explode": False,
-            "schema": {"type": "array", "items": {"enum": names}, "minItems": 1},
+            "explode": True,
+            "schema": {"type": "array", "items": {"type": "string", "enum": names}, "minItems": 1},
         }
     ]
     expandable = _expandable(api, resource)
@@ -68,12 +70,12 @@ def read_parameters(api: Api, resource: Resource) -> list[dict[str, Any]]:
             {
                 "name": "expand",
                 "in": "query",
-                "description": "Replace these references by the referenced items (one query each).",
+                "description": f"Replace these references by the referenced items (one query each). {LIST_FORMS}",
                 "style": "form",
-                "explode": False,
+                "explode": True,
                 "schema": {
                     "type": "array",
-                    "items": {"enum": expandable},
+                    "items": {"type": "string", "enum": expandable},
                     "minItems": 1,
                     "maxItems": 5,
                     "uniqueItems": True,
@@ -106,12 +108,12 @@ def list_parameters(resource: Resource) -> list[dict[str, Any]]:
             {
                 "name": "sort",
                 "in": "query",
-                "description": "Sort keys, `-` for descending; `id` is always the last tiebreak.",
+                "description": f"Sort keys in order, `-` descending; `id` is always the last tiebreak. {LIST_FORMS}",
                 "style": "form",
-                "explode": False,
+                "explode": True,
                 "schema": {
                     "type": "array",
-                    "items": {"enum": [k for s in sortable for k in (s, f"-{s}")]},
+                    "items": _sort_keys(sortable),
                     "minItems": 1,
                     "maxItems": MAX_SORT_KEYS,
                     "uniqueItems": True,
@@ -135,6 +137,18 @@ def list_parameters(resource: Resource) -> list[dict[str, Any]]:
     ]
     params += _filter_parameters(resource)
     return params
+
+
+def _sort_keys(sortable: list[str]) -> dict[str, Any]:
+    """The sort keys, each ascending and descending (``-``), named for generators (``PUBLISHED_DESC``)."""
+    keys = [k for s in sortable for k in (s, f"-{s}")]
+    names: list[str] = []
+    for key in keys:
+        name = re.sub(r"[^A-Za-z0-9]", "_", key.lstrip("-")).upper() + ("_DESC" if key[0] == "-" else "")
+        while name in names:  # a field named ``x_desc`` beside ``-x``
+            name += "_"
+        names.append(name)
+    return {"type": "string", "enum": keys, "x-enum-varnames": names}
 
 
 def _sortable(resource: Resource) -> list[str]:
@@ -168,8 +182,8 @@ def _filter_parameters(resource: Resource) -> list[dict[str, Any]]:
                 continue
             param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
             if op.takes_list:
-                param.update(style="form", explode=False)
-            param["description"] = op.description
+                param.update(style="form", explode=True)
+            param["description"] = f"{op.description} {LIST_FORMS}" if op.takes_list else op.description
             params.append(param)
     return params
 

@@ -55,9 +55,12 @@ class Operations:
             "properties": {
                 "items": {"type": "array", "items": ref(item_name), "maxItems": resource.options.max_limit},
                 "next": {
-                    "type": ["string", "null"],
-                    "format": "uri",
-                    "description": "The next page's URL; null on the last page.",
+                    "anyOf": [{"type": "string", "format": "uri"}, {"type": "null"}],
+                    "description": (
+                        "The next page's URL; null on the last page. It repeats every parameter of this "
+                        "request (filters, sort, fields, expand, limit, count; every value of a repeated one) "
+                        "with the next page's cursor: following it alone continues the same query."
+                    ),
                 },
                 "count": {"type": "integer", "minimum": 0, "description": "With ?count= only."},
             },
@@ -71,8 +74,9 @@ class Operations:
             "summary": f"A page of {resource.name}",
             "description": (
                 "Filters are `field=value` or `field__operator=value` (at most "
-                f"{MAX_FILTERS}); `in`, `nin` and `all` take comma-separated values. "
-                "Keyset pagination: follow `next` (or the `Link` header)."
+                f"{MAX_FILTERS}); `in`, `nin` and `all` take comma-separated values, repeated or not. "
+                "Keyset pagination: follow `next` (or the `Link` header) as it is; it repeats this "
+                "request's parameters with the next page's cursor."
             ),
             "parameters": [
                 *read_params,

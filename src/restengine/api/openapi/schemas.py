@@ -14,11 +14,29 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from mongoengine.base import BaseField, get_document
 
 from restengine.api.fields import Schema, choices, decoder, field_type, nullable, plain_json, ref
+from restengine.api.fields.base import ANNOTATIONS
 from restengine.api.model import item_field, public_fields
 from restengine.api.resource import Resource
+
+UNREADABLE = "_unreadable"  # codec.UNREADABLE
+UNREADABLE_SCHEMA: Schema = {
+    "type": "array",
+    "items": {"type": "string"},
+    "minItems": 1,
+    "uniqueItems": True,
+    "readOnly": True,
+    "description": (
+        "Present only when some stored values cannot be read as their fields' JSON (legacy data of another type,"
+        " a value JSON cannot hold, nested too deeply): their paths, dotted, with list positions and map keys"
+        " (`lines.1.quantity`), sorted. Each of them reads as `null`. A write that leaves them out or repeats"
+        " the null keeps the stored value; a write that sets one replaces it."
+    ),
+}
+UNREADABLE_INPUT: Schema = {**UNREADABLE_SCHEMA, "description": "Ignored: the `_unreadable` list of a read item."}
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
@@ -97,7 +115,7 @@ class Schemas:
         found = choices(field)
         if found is not None and not kind.choices_in_schema:
             schema["enum"] = found
-        return schema
+        return self._named_enum(field, schema)
 
     def write(self, field: BaseField, mode: str = "create") -> Schema:
         """The JSON the field type's ``parse_json`` accepts (validation rules included), ``null`` aside.
@@ -109,7 +127,34 @@ class Schemas:
         found = choices(field)
         if found is not None and not kind.choices_in_schema:
             schema["enum"] = found
-        return schema
+        return self._named_enum(field, schema)
+
+    def _named_enum(self, field: BaseField, schema: Schema) -> Schema:
+        """An enum of plain values as one named component, shared by every schema using the same values.
+
+        Reads, creates, replaces and patches of a field then refer to one schema, so generators make
+        one enum type of it (not one per model and per alternative); ``null`` is added beside the
+        reference by :func:`nullable`. The name is the Enum class's, else the owner class's and the field's.
+        """
+        values = schema.get("enum")
+        plain = isinstance(values, list) and values and all(isinstance(v, (str, int)) for v in values)
+        if not plain or not isinstance(schema.get("type", "string"), str):
+            return schema
+        enum_cls = getattr(field, "_enum_cls", None)
+        if enum_cls is not None:
+            preferred = enum_cls.__name__
+        else:
+            owner = getattr(field, "owner_document", None)
+            words = (field.name or "value").split("_")
+            preferred = (owner.__name__ if owner else "") + "".join(w[:1].upper() + w[1:] for w in words)
+        if preferred in self._class_names():
+            preferred += "Enum"  # never take the name a document's own schema is to have
+        component = {key: value for key, value in schema.items() if key not in ANNOTATIONS}
+        name, new = self.name(("enum", preferred, orjson.dumps(component, option=orjson.OPT_SORT_KEYS)), preferred)
+        if new:
+            self.schemas[name] = component
+        notes = {key: value for key, value in schema.items() if key in ANNOTATIONS}
+        return {**ref(name), **notes}
 
     # ------------------------------------------------------------ references: only to served classes
 
@@ -120,6 +165,10 @@ class Schemas:
     def item_component(self, target: type[Any]) -> str | None:
         resource = self.api.resource_for(target)
         return None if resource is None else self.read_component(resource)
+
+    def _class_names(self) -> set[str]:
+        """The Python names of the served classes and their subclasses (the names of their schemas)."""
+        return {cls.__name__ for resource in self.api.resources.values() for cls in class_names(resource.doc_cls)}
 
     def served_classes(self) -> list[str]:
         names = {
@@ -158,8 +207,17 @@ class Schemas:
         if mode == "read" and (generic or inheriting):
             variants = [self._embedded_object(k, mode, cls_const=k._class_name) for k in class_names(cls)]
             schema = variants[0] if len(variants) == 1 else {"oneOf": variants}
+        elif inheriting and not generic and len(class_names(cls)) > 1:
+            # Writing builds the class ``_cls`` names: the declared one (``_cls`` optional) or a subclass.
+            variants = [self._embedded_object(k, mode, cls_const=k._class_name) for k in class_names(cls)]
+            variants[0]["properties"]["_cls"]["description"] = "Optional for the declared class."
+            for variant in variants if mode == "patch" else variants[:1]:  # a merge patch keeps the stored _cls
+                variant["required"] = [n for n in variant["required"] if n != "_cls"]
+                if not variant["required"]:
+                    del variant["required"]
+            schema = {"anyOf": variants}
         else:
-            # Writing an EmbeddedDocumentField builds the declared class; ``_cls`` is ignored.
+            # Writing an EmbeddedDocumentField builds the declared class; ``_cls`` may only name it.
             schema = self._embedded_object(cls, mode, cls_const=cls._class_name if generic else None)
         if doc_text(cls):
             schema = {**schema, "description": doc_text(cls)}
@@ -173,7 +231,7 @@ class Schemas:
             properties["_cls"] = {"const": cls_const}
             required.append("_cls")
         elif mode != "read":
-            properties["_cls"] = {"description": "Ignored: the field's declared class is built."}
+            properties["_cls"] = {"const": cls._class_name, "description": "Optional: the declared class is built."}
         for name in cls._fields_ordered:
             field = cls._fields[name]
             if name == "_cls" or (mode != "read" and name.startswith("_")):
@@ -268,15 +326,19 @@ class Schemas:
             if pk != "id":
                 properties[pk] = {**id_schema, "description": "The primary key under its own name (same as id)."}
         properties.update(self._cls_property(resource, cls, mode, required))
+        # a subclass served on its own keeps its resource's hidden and read-only fields here too
+        hidden, writable = resource.hidden_for(cls._class_name), resource.writable_for(cls)
+        if mode != "create":
+            properties[UNREADABLE] = UNREADABLE_SCHEMA if mode == "read" else UNREADABLE_INPUT
         for name in public_fields(cls):
-            if name == pk or name not in resource.exposed:
+            if name == pk or name not in resource.exposed or name in hidden:
                 continue
             field = cls._fields[name]
             if mode == "read":
                 properties[name] = self.read_property(field)
                 if name in resource.options.read_only:
                     properties[name] = {**properties[name], "readOnly": True}
-            elif name not in resource.writable:
+            elif name not in writable:
                 if mode != "create":  # may be sent back unchanged
                     repeat = self.read_property(field)
                     properties[name] = {**repeat, "readOnly": True, "description": "Read-only: may repeat the value."}
