@@ -310,14 +310,26 @@ def test_filters_sort_and_paging_parameters(spec: dict[str, Any]) -> None:
 def test_every_operation_lists_its_statuses(spec: dict[str, Any]) -> None:
     books, item = spec["paths"]["/api/books"], spec["paths"]["/api/books/{id}"]
     assert set(books["get"]["responses"]) == {"200", "304", "400", "406", "414", "500", "503"}
-    assert set(books["post"]["responses"]) == {"201", "400", "406", "409", "413", "414", "415", "422", "500", "503"}
+    assert set(books["post"]["responses"]) == {
+        "201",
+        "400",
+        "406",
+        "409",
+        "413",
+        "414",
+        "415",
+        "422",
+        "500",
+        "503",
+        "504",
+    }
     assert set(item["get"]["responses"]) == {"200", "304", "400", "404", "405", "406", "414", "500", "503"}
-    writes = {"200", "400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503"}
+    writes = {"200", "400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503", "504"}
     for method in ("put", "patch"):
         assert set(item[method]["responses"]) == writes
-    assert set(item["delete"]["responses"]) == {"204", "404", "405", "406", "409", "412", "414", "500", "503"}
+    assert set(item["delete"]["responses"]) == {"204", "404", "405", "406", "409", "412", "414", "500", "503", "504"}
     assert set(spec["paths"]["/api/books/_bulk"]["post"]["responses"]) == {
-        "200", "400", "406", "409", "413", "414", "415", "422", "500", "503"
+        "200", "400", "406", "409", "413", "414", "415", "422", "500", "503", "504"
     }  # fmt: skip
     assert "content" not in spec["components"]["responses"]["URITooLong"], "gunicorn's or nginx's own page"
     assert set(item["patch"]["requestBody"]["content"]) == {"application/merge-patch+json", "application/json"}
@@ -326,6 +338,13 @@ def test_every_operation_lists_its_statuses(spec: dict[str, Any]) -> None:
     assert schemas(spec)["Problem"]["required"] == ["type", "title", "status"]
     unavailable = spec["components"]["responses"]["ServiceUnavailable"]
     assert unavailable["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}
+    assert "outcome-unknown" in spec["components"]["responses"]["OutcomeUnknown"]["description"]
+    key = {"$ref": "#/components/parameters/IdempotencyKey"}
+    assert key in books["post"]["parameters"] and key in spec["paths"]["/api/books/_bulk"]["post"]["parameters"]
+    assert spec["components"]["parameters"]["IdempotencyKey"]["name"] == "Idempotency-Key"
+    assert "Idempotent-Replayed" in books["post"]["responses"]["201"]["headers"]
+    array = books["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
+    assert array["maxItems"] == 1000, "RESTENGINE_MAX_BATCH"
 
 
 # ---------------------------------------------------------------- options

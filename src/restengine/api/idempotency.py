@@ -39,11 +39,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+import pymongo
+from flask import Response, request
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from restengine.errors import IdempotencyProblem
+from restengine.api.outcome import Phases
+from restengine.errors import Conflict, IdempotencyProblem, OutcomeUnknown, render, to_problem
 
 log = logging.getLogger(__name__)
 
@@ -255,3 +258,74 @@ class IdempotencyStore:
         except PyMongoError as exc:
             # The record keeps its lease: a retry after it finds out from the data what happened.
             log.warning("could not %s an %s record: %s", what, HEADER, type(exc).__name__)
+
+
+Note = Callable[[Callable[[], dict[str, Any]]], None]
+"""Records what a write is about to do (the facts the callable gives) under its request's ``Idempotency-Key``;
+without one, does nothing (and does not call it)."""
+
+
+def idempotent(
+    store: IdempotencyStore | None,
+    caller: str,
+    body: Any,
+    phases: Phases,
+    run: Callable[[Note], Response],
+    recover: Callable[..., Response | None],
+    replay_timeout: float,
+) -> Response:
+    """``run`` the request's write, under its ``Idempotency-Key`` when it has one (and ``store`` is set).
+
+    ``caller`` names who sends it (keys are per caller). ``run`` calls its
+    ``note`` with what it is about to write, before sending it. ``recover``
+    finds out from the data what an abandoned attempt (its record given) did:
+    its response if its write happened, ``None`` if it did not (a partial
+    write undone, unless called with ``replaying=True``).
+    """
+    key = parse_key(request.headers.get(HEADER))
+    if key is None or store is None:
+        return run(lambda facts: None)
+    with phases.before():
+        claimed = store.claim(caller, key, fingerprint(request.method, request.path, body))
+    if isinstance(claimed, Stored):
+        return _replay(claimed, recover, replay_timeout)
+    claim = claimed
+
+    def note(facts: Callable[[], dict[str, Any]]) -> None:
+        with phases.before():
+            store.note(claim, **facts())
+
+    try:
+        response = None
+        if claim.earlier is not None:
+            with phases.before():
+                response = recover(claim.earlier)
+        if response is None:
+            response = run(note)
+    except OutcomeUnknown:
+        store.hold(claim)
+        raise
+    except Exception as exc:
+        problem = to_problem(exc)
+        if problem is None or problem.status >= 500:
+            store.release(claim)
+            raise
+        response = render(exc)  # a final answer too: replayed like a success
+    store.finish(claim, response.status_code, dict(response.headers), response.get_data())
+    return response
+
+
+def _replay(stored: Stored, recover: Callable[..., Response | None], timeout: float) -> Response:
+    if stored.body is None:  # too large to keep (an array POST): rebuilt from what was written
+        with pymongo.timeout(timeout):
+            rebuilt = recover(stored.record, replaying=True)
+        if rebuilt is None:
+            raise Conflict(
+                "This request was done; its response was too large to keep and its items changed since: read them."
+            )
+        response = rebuilt
+    else:
+        response = Response(stored.body, status=stored.status)
+        response.headers.update(stored.headers)
+    response.headers[REPLAYED] = "true"
+    return response

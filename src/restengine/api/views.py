@@ -23,6 +23,7 @@ from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
+from restengine.api.idempotency import Note
 from restengine.api.model import conjunction
 from restengine.api.outcome import Phases
 from restengine.api.query import list_value, single_value
@@ -31,20 +32,16 @@ from restengine.auth.principal import ANONYMOUS
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
-    Conflict,
     InputError,
     InvalidParameter,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
-    OutcomeUnknown,
     PreconditionFailed,
     Problem,
     UnsupportedMediaType,
     acceptable,
     handled,
-    render,
-    to_problem,
 )
 from restengine.jsonresp import json_bytes_response
 
@@ -54,11 +51,6 @@ if TYPE_CHECKING:
     from restengine.api.routes import Route
 
 log = logging.getLogger(__name__)
-
-
-Note = Callable[[Callable[[], dict[str, Any]]], None]
-"""Records what a write is about to do (the facts the callable gives) under its request's ``Idempotency-Key``;
-without one, does nothing (and does not call it)."""
 
 
 def _no_content() -> Response:
@@ -410,68 +402,13 @@ class Views:
         return {"ids": pks}
 
     def _idempotent(
-        self,
-        body: Any,
-        phases: Phases,
-        run: Callable[[Note], Response],
-        recover: Callable[..., Response | None],
+        self, body: Any, phases: Phases, run: Callable[[Note], Response], recover: Callable[..., Response | None]
     ) -> Response:
-        """``run`` the write, under the request's ``Idempotency-Key`` when it has one (see :mod:`.idempotency`).
-
-        ``run`` calls its ``note`` with what it is about to write, before sending it;
-        ``recover`` finds out from the data what an abandoned attempt did: its
-        response if its write happened, ``None`` if it did not (and is undone).
-        """
-        store = self.api.idempotency
-        key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
-        if key is None or store is None:
-            return run(lambda facts: None)
+        """``run`` the write, under the request's ``Idempotency-Key`` when it has one (see :mod:`.idempotency`)."""
         access = self.api.access
         principal = ANONYMOUS if access is None else access.principal(request.environ)
         caller = f"{principal.kind}:{principal.subject or ''}"
-        with phases.before():
-            claimed = store.claim(caller, key, idempotency.fingerprint(request.method, request.path, body))
-        if isinstance(claimed, idempotency.Stored):
-            return self._replay(claimed, recover)
-        claim = claimed
-
-        def note(facts: Callable[[], dict[str, Any]]) -> None:
-            with phases.before():
-                store.note(claim, **facts())
-
-        try:
-            response = None
-            if claim.earlier is not None:
-                with phases.before():
-                    response = recover(claim.earlier)
-            if response is None:
-                response = run(note)
-        except OutcomeUnknown:
-            store.hold(claim)
-            raise
-        except Exception as exc:
-            problem = to_problem(exc)
-            if problem is None or problem.status >= 500:
-                store.release(claim)
-                raise
-            response = render(exc)  # a final answer too: replayed like a success
-        store.finish(claim, response.status_code, dict(response.headers), response.get_data())
-        return response
-
-    def _replay(self, stored: idempotency.Stored, recover: Callable[..., Response | None]) -> Response:
-        if stored.body is None:  # too large to keep (an array POST): rebuilt from what was written
-            with pymongo.timeout(self.api.db_timeout):
-                rebuilt = recover(stored.record, replaying=True)
-            if rebuilt is None:
-                raise Conflict(
-                    "This request was done; its response was too large to keep and its items changed since: read them."
-                )
-            response = rebuilt
-        else:
-            response = Response(stored.body, status=stored.status)
-            response.headers.update(stored.headers)
-        response.headers[idempotency.REPLAYED] = "true"
-        return response
+        return idempotency.idempotent(self.api.idempotency, caller, body, phases, run, recover, self.api.db_timeout)
 
     def _list(self, resource: Resource) -> Response:
         args = request.args

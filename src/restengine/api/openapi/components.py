@@ -137,6 +137,17 @@ PARAMETERS: dict[str, Any] = {
         "description": "Write only if the item's ETag is one of these (strong comparison); else 412.",
         "schema": {"type": "string"},
     },
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "description": (
+            "Makes a retry safe (IETF httpapi draft): the same key with the same request replays the first "
+            "response (`Idempotent-Replayed: true`) and writes nothing; with another request it is a 422; "
+            'while the first request runs, a 409 with Retry-After. A Structured Field string (`"…"`) or a '
+            "bare token, 1 to 255 printable ASCII characters. Kept for 24 h by default, per caller."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+    },
     "Cursor": {
         "name": "cursor",
         "in": "query",
@@ -169,6 +180,10 @@ HEADERS: dict[str, Any] = {
     },
     "X-Total-Count": {"description": "The total, with `?count=`.", "schema": {"type": "integer", "minimum": 0}},
     "Location": {"description": "The created item's URL (for an object body).", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the kept response of an earlier request with the same Idempotency-Key.",
+        "schema": {"const": "true"},
+    },
     "Cache-Control": {"description": "How clients may cache the response.", "schema": {"type": "string"}},
     "X-Cache": {
         "description": "How the shared cache answered, when it is on.",
@@ -219,6 +234,7 @@ RESPONSE_NAMES = {
     "403": "Forbidden",
     "500": "InternalServerError",
     "503": "ServiceUnavailable",
+    "504": "OutcomeUnknown",
 }
 
 RESPONSES: dict[str, Any] = {
@@ -230,7 +246,10 @@ RESPONSES: dict[str, Any] = {
         "Malformed JSON, or a query parameter the resource cannot accept (`errors` names it)."
     ),
     "NotFound": _problem_response("No such item (or the id cannot be one)."),
-    "Conflict": _problem_response("A unique index is violated, or a reference rule (DENY) refuses the delete."),
+    "Conflict": _problem_response(
+        "A unique index is violated, or a reference rule (DENY) refuses the delete; or a request with the "
+        "same Idempotency-Key is still in progress (with Retry-After)."
+    ),
     "PreconditionFailed": _problem_response("The item changed since the ETag in If-Match."),
     "BulkOnlyPost": _problem_response(
         "`_bulk` in place of an id names the bulk endpoint, which takes POST only.",
@@ -239,7 +258,10 @@ RESPONSES: dict[str, Any] = {
     "NotAcceptable": _problem_response(
         "The request's Accept takes neither application/json nor application/problem+json (an absent Accept does)."
     ),
-    "ContentTooLarge": _problem_response("The body is larger than the service accepts."),
+    "ContentTooLarge": _problem_response(
+        "The body is larger than the service accepts, or carries more items than one request may "
+        "(`urn:restengine:problem:too-many-items`, with `max_items`); nothing was written."
+    ),
     "URITooLong": {
         "description": (
             "The request line is longer than the HTTP server in front of the app accepts "
@@ -253,7 +275,8 @@ RESPONSES: dict[str, Any] = {
     ),
     "UnprocessableContent": _problem_response(
         "The body does not fit the resource: the Document's validation, unknown or read-only fields, "
-        "references to missing documents (`errors` by field, or by index)."
+        "references to missing documents (`errors` by field, or by index); a body nested deeper than 100 "
+        "levels; an Idempotency-Key already used for a different request."
     ),
     "Unauthorized": _problem_response(
         "The credentials sent are not valid, or none were sent for what anonymous callers may not do.",
@@ -262,7 +285,12 @@ RESPONSES: dict[str, Any] = {
     "Forbidden": _problem_response("The caller's roles do not allow this action on this resource."),
     "InternalServerError": _problem_response("An unexpected failure (logged; no details are sent)."),
     "ServiceUnavailable": _problem_response(
-        "The database did not answer within the request's time budget.",
+        "The database did not answer within the request's time budget; for a write, before it was sent: "
+        "nothing was written, retrying is safe.",
         header_refs("Retry-After"),
+    ),
+    "OutcomeUnknown": _problem_response(
+        "`urn:restengine:problem:outcome-unknown`: the write was sent and its answer did not come; it may or "
+        "may not have been applied. Retry with the same Idempotency-Key, or read the item first."
     ),
 }

@@ -110,21 +110,32 @@ class Operations:
                     "An object creates one item. An array creates all of them in one insert, or none: "
                     "every item is validated first (422 with errors by index)."
                 ),
+                "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
                 "requestBody": {
                     "required": True,
                     "content": {
                         JSON: {
-                            "schema": {"oneOf": [ref(create), {"type": "array", "items": ref(create), "minItems": 1}]}
+                            "schema": {
+                                "oneOf": [
+                                    ref(create),
+                                    {
+                                        "type": "array",
+                                        "items": ref(create),
+                                        "minItems": 1,
+                                        "maxItems": self.api.max_batch,
+                                    },
+                                ]
+                            }
                         }
                     },
                 },
                 "responses": {
                     "201": {
                         "description": "Created: the item (for an object) or `{items}` (for an array).",
-                        "headers": header_refs("ETag-required", "Location"),
+                        "headers": header_refs("ETag-required", "Location", "Idempotent-Replayed"),
                         "content": {JSON: {"schema": {"oneOf": [ref(item_name), ref(created_many)]}}},
                     },
-                    **responses("400", "406", "409", "413", "414", "415", "422", "500", "503"),
+                    **responses("400", "406", "409", "413", "414", "415", "422", "500", "503", "504"),
                 },
             }
             paths[f"{collection}/_bulk"] = {"post": self._bulk_operation(resource)}
@@ -150,7 +161,9 @@ class Operations:
             "headers": header_refs("ETag-required"),
             "content": {JSON: {"schema": ref(item_name)}},
         }
-        write_errors = responses("400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503")
+        write_errors = responses(
+            "400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503", "504"
+        )
         if "PUT" in methods:
             item["put"] = {
                 "tags": tag,
@@ -186,7 +199,7 @@ class Operations:
                 "parameters": [{"$ref": "#/components/parameters/IfMatch"}],
                 "responses": {
                     "204": {"description": "Deleted."},
-                    **responses("404", "405", "406", "409", "412", "414", "500", "503"),
+                    **responses("404", "405", "406", "409", "412", "414", "500", "503", "504"),
                 },
             }
         paths[f"{collection}/{{id}}"] = item
@@ -227,6 +240,7 @@ class Operations:
                 "must be deleted with DELETE on the item. Only the operations whose method the resource "
                 "allows are available (insert: POST, update: PATCH, replace: PUT, delete: DELETE)."
             ),
+            "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -237,7 +251,7 @@ class Operations:
                                 "operations": {
                                     "type": "array",
                                     "minItems": 1,
-                                    "maxItems": 1000,
+                                    "maxItems": self.api.max_batch,
                                     "items": {"oneOf": [kinds[name] for name in allowed]},
                                 },
                                 "ordered": {"type": "boolean", "default": True},
@@ -248,7 +262,11 @@ class Operations:
                 },
             },
             "responses": {
-                "200": {"description": "Every operation succeeded.", "content": {JSON: {"schema": ref(results)}}},
+                "200": {
+                    "description": "Every operation succeeded.",
+                    "headers": header_refs("Idempotent-Replayed"),
+                    "content": {JSON: {"schema": ref(results)}},
+                },
                 "409": {
                     "description": (
                         "Some operation failed in the database (a unique index, ...): results say which; "
@@ -256,6 +274,6 @@ class Operations:
                     ),
                     "content": {JSON: {"schema": ref(results)}},
                 },
-                **responses("400", "406", "413", "414", "415", "422", "500", "503"),
+                **responses("400", "406", "413", "414", "415", "422", "500", "503", "504"),
             },
         }
