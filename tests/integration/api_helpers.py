@@ -260,3 +260,11 @@ def protected_app(mongodb_uri: str, redis_url: str | None = None, **config: Any)
             yield app
         finally:
             restengine.db.close_all()
+
+
+def nested(levels: int) -> Any:
+    """``1`` inside ``levels`` lists."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value

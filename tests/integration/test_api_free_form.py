@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.integration.api_helpers import api_app, ok, patch, problem, stored_count
+from tests.integration.api_helpers import api_app, nested, ok, patch, problem, stored_count
 
 MAX_DEPTH = 32  # the documented limit: restengine.api.fields.base.MAX_DEPTH
 
@@ -17,13 +17,6 @@ MAX_DEPTH = 32  # the documented limit: restengine.api.fields.base.MAX_DEPTH
 def free(mongodb_uri: str) -> Iterator[FlaskClient]:
     with api_app(mongodb_uri, "tests.free_form_models") as app:
         yield app.test_client()
-
-
-def nested(levels: int) -> Any:
-    value: Any = 1
-    for _ in range(levels):
-        value = [value]
-    return value
 
 
 def nested_objects(levels: int) -> Any:

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 import restengine.db
 from restengine.api import codec
-from tests.integration.api_helpers import api_app, ok, patch, problem, raw
+from tests.integration.api_helpers import api_app, nested, ok, patch, problem, raw
 from tests.stored_data_models import Gear, Legacy, Scan, Spring, Truck
 
 DOCUMENTS = "tests.stored_data_models"
@@ -36,13 +36,6 @@ def app(mongodb_uri: str) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def nested(levels: int) -> Any:
-    value: Any = 1
-    for _ in range(levels):
-        value = [value]
-    return value
 
 
 def store(collection: str, **fields: Any) -> ObjectId:
