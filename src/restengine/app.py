@@ -49,30 +49,50 @@ def index() -> Response:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the RestEngine WSGI app.
+    """Build the RestEngine WSGI app; with ``RESTENGINE_APP``, the team's own app with the API mounted in it.
 
     Settings come from the defaults, then the environment, then ``config``
     (same keys as the environment; flask-mongoengine's ``MONGODB_SETTINGS``
     and ``MONGODB_HOST``-style keys are accepted too). Raises
     :class:`restengine.config.ConfigError` on an invalid setting, a missing
-    ``RESTENGINE_SECRET_KEY``, or a ``RESTENGINE_DOCUMENTS`` module that
-    cannot be imported. Does no database or Redis I/O: connections open on
-    first use, after any fork.
+    ``RESTENGINE_SECRET_KEY``, or a ``RESTENGINE_DOCUMENTS`` module (or an
+    app) that cannot be imported. Does no database or Redis I/O of its own:
+    connections open on first use, after any fork.
+
+    A host app (``RESTENGINE_APP``, located as ``flask --app`` does) keeps its
+    config (read for these settings too, below the environment), its
+    MongoEngine connection (tuned, see :func:`restengine.db.adopt`), its
+    extensions, hooks and error handlers for its own routes; the API is
+    mounted at ``RESTENGINE_URL_PREFIX`` beside them, with /healthz and
+    /readyz unless the app has routes there.
     """
     settings = load_settings(config)
+    if settings.app:
+        from restengine.hostapp import locate
+
+        app = locate(settings.app)
+        settings = load_settings(config, flask_config=app.config)
+        hosted = True
+    else:
+        app = Flask("restengine")
+        app.config.from_mapping(config or {})
+        hosted = False
     secret = require_secret(settings)
-    app = Flask("restengine")
-    app.config.from_mapping(config or {})
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if not hosted or app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[SETTINGS] = settings
 
-    errors.init_app(app, retry_after=settings.retry_after)
+    if hosted:  # the app's own routes keep its error handlers; the API renders its errors itself
+        app.config[errors.RETRY_AFTER] = settings.retry_after
+    else:
+        errors.init_app(app, retry_after=settings.retry_after)
     requestid.init_app(app)
     db.init_app(app, settings)
     redis_conn = redisconn.init_app(app, settings)
     response_cache = cache.init_app(app, settings, redis_conn)
     api = Api(
         app,
+        url_prefix=settings.url_prefix,
         secret_key=secret,
         db_timeout_ms=settings.db_timeout_ms,
         write_timeout_ms=settings.write_timeout_ms,
@@ -80,17 +100,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         cache=response_cache,
     )
-    for module in settings.documents:
-        api.register_module(module)
+    for doc_cls in served_documents(settings):
+        api.register(doc_cls)
     access = access_from_settings(settings, api.resources)
     if access is not None:
         api.protect(access)
-    app.register_blueprint(index_bp)
-    app.register_blueprint(
-        health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
-    )
+    taken = {rule.rule for rule in app.url_map.iter_rules()}
+    if not hosted:
+        app.register_blueprint(index_bp)
+    if not {"/healthz", "/readyz"} & taken:
+        app.register_blueprint(
+            health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
+        )
     app.wsgi_app = build_pipeline(app.wsgi_app, settings, api)  # type: ignore[method-assign,assignment]
     return app
+
+
+def served_documents(settings: Settings) -> list[type[Any]]:
+    """The Document classes to serve: those of ``RESTENGINE_DOCUMENTS``; without it, every one a host app
+    imported (``RESTENGINE_APP``, located first), else the demo's."""
+    from restengine.documents import imported_documents, load_documents
+
+    modules = settings.document_modules()
+    return load_documents(modules) if modules else imported_documents()
 
 
 def access_from_settings(settings: Settings, resources: Mapping[str, Resource]) -> Access | None:

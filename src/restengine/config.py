@@ -62,6 +62,13 @@ def parse_list(name: str, raw: Any) -> tuple[str, ...]:
     return tuple(item for item in (i.strip() for i in items) if item)
 
 
+def parse_url_prefix(name: str, raw: Any) -> str:
+    value = parse_str(name, raw).rstrip("/")
+    if not value.startswith("/") or any(c in value for c in "?#<> ") or "//" in value:
+        raise ConfigError(f"{name}: expected a path such as /api, got {raw!r}")
+    return value
+
+
 def parse_choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(name: str, raw: Any) -> str:
         value = parse_str(name, raw).lower()
@@ -153,8 +160,29 @@ class Settings:
     documents: tuple[str, ...] = setting(
         "RESTENGINE_DOCUMENTS",
         parse_list,
-        (DEMO_MODULE,),
-        "Comma-separated module paths whose Document classes are served.",
+        (),
+        "Comma-separated module paths whose Document classes are served. Unset: with RESTENGINE_APP, every "
+        f"Document class the app imported; without, the demo ({DEMO_MODULE}).",
+    )
+    app: str | None = setting(
+        "RESTENGINE_APP",
+        parse_optional_str,
+        None,
+        "Your own Flask app, as `flask --app` takes it (`module:app`, `module:create_app`, "
+        "`module:create_app('prod')`): the API is mounted in it and uses its config, connection and hooks.",
+    )
+    url_prefix: str = setting(
+        "RESTENGINE_URL_PREFIX",
+        parse_url_prefix,
+        "/api",
+        "Where the API is mounted.",
+    )
+    indexes: str = setting(
+        "RESTENGINE_INDEXES",
+        parse_choice("create", "check", "off"),
+        "create",
+        "At start-up: `create` builds the declared indexes that are missing (and logs them), `check` refuses to "
+        "start while one is missing, `off` does neither (a warning is logged).",
     )
     threads: int = setting(
         "RESTENGINE_THREADS",
@@ -319,6 +347,10 @@ class Settings:
     @property
     def max_pool_size(self) -> int:
         return self.pool_max if self.pool_max is not None else self.threads + 2
+
+    def document_modules(self) -> tuple[str, ...]:
+        """The modules to serve when they are named; the demo when neither they nor an app are (else empty)."""
+        return self.documents or (() if self.app else (DEMO_MODULE,))
 
     def database_name(self) -> str:
         """The database the URI names, else ``restengine``."""

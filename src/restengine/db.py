@@ -31,6 +31,7 @@ EXTENSION = "restengine.db"
 # alias -> the keyword arguments given to mongoengine.register_connection,
 # kept so after_fork can register the same settings again.
 _registered: dict[str, dict[str, Any]] = {}
+_adopted: set[str] = set()  # aliases a host app registered itself (see adopt)
 _lock = threading.Lock()
 
 
@@ -81,6 +82,37 @@ def register(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeou
         _registered[alias] = kwargs
 
 
+def adopt(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_ms: int | None = None) -> bool:
+    """Keep a connection a host app registered itself (``mongoengine.connect``, flask-mongoengine), tuned.
+
+    Its target, credentials and every option it set stay; RestEngine's pool
+    sizing and deadlines (:func:`client_options`) fill in the rest. Any client
+    it already opened is closed: the next use (after the fork) opens a new one.
+    Returns ``False`` when the app registered no such connection (then
+    :func:`register` it from the settings).
+    """
+    from mongoengine.connection import _connection_settings  # MongoEngine keeps registrations only there
+
+    with _lock:
+        theirs = _connection_settings.get(alias)
+        if theirs is None or (alias in _registered and alias not in _adopted):
+            return False
+        kwargs = {**client_options(settings, timeout_ms=timeout_ms), **theirs}
+        if alias in _adopted:  # adopted before: its own settings were kept then
+            kwargs = {**_registered[alias], **{k: v for k, v in theirs.items() if k not in _registered[alias]}}
+        _adopted.add(alias)
+        mongoengine.disconnect(alias)
+        mongoengine.register_connection(alias, **kwargs)
+        _registered[alias] = kwargs
+    return True
+
+
+def use(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_ms: int | None = None) -> None:
+    """The connection the settings say: a host app's own (``RESTENGINE_APP``, :func:`adopt`), else :func:`register`."""
+    if not (settings.app and adopt(settings, alias=alias, timeout_ms=timeout_ms)):
+        register(settings, alias=alias, timeout_ms=timeout_ms)
+
+
 def after_fork() -> None:
     """In a freshly forked worker: forget clients built before the fork, keep the settings."""
     with _lock:
@@ -97,6 +129,7 @@ def close_all() -> None:
         for alias in list(_registered):
             mongoengine.disconnect(alias)
         _registered.clear()
+        _adopted.clear()
 
 
 def get_database(alias: str = DEFAULT_CONNECTION_NAME) -> Any:
@@ -115,6 +148,6 @@ def disable_auto_index(documents: Iterable[type[mongoengine.Document]]) -> None:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Register (not open) the connection ``app`` uses."""
-    register(settings)
+    """Register (not open) the connection ``app`` uses (a host app's own, with ``RESTENGINE_APP``)."""
+    use(settings)
     app.extensions[EXTENSION] = settings

@@ -56,4 +56,61 @@ def load_documents(modules: Sequence[str]) -> list[type[mongoengine.Document]]:
         if not defined:
             raise ConfigError(f"{SETTING}: module {path!r} defines no concrete mongoengine Document")
         found.update(dict.fromkeys(defined))
-    return list(found)
+    classes = list(found)
+    problem = collision(classes)
+    if problem is not None:
+        raise ConfigError(f"{SETTING}: {problem}")
+    return classes
+
+
+def qualified(cls: type) -> str:
+    """``module.Class``: where a class is defined."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def collision(classes: Sequence[type[mongoengine.Document]]) -> str | None:
+    """Why ``classes`` cannot be served together, or ``None``: two of them share a MongoEngine class name
+    (``_class_name``, the key of its global registry, which keeps only the last one defined: ``_cls`` values and
+    references by name would load the other) or a resource name (a URL, by default the collection's name).
+
+    The reason names both classes by module path (:func:`qualified`).
+    """
+    from restengine.api.resource import default_name
+
+    by_class_name: dict[str, type] = {}
+    by_resource: dict[str, type] = {}
+    for cls in classes:
+        other = by_class_name.setdefault(cls._class_name, cls)
+        if other is not cls:
+            return (
+                f"two served classes have the class name {cls._class_name!r}: {qualified(other)} and"
+                f" {qualified(cls)} (MongoEngine keeps one class per name; rename one of them)"
+            )
+        name = default_name(cls)
+        other = by_resource.setdefault(name, cls)
+        if other is not cls:
+            return (
+                f"two served classes have the resource name {name!r}: {qualified(other)} and {qualified(cls)}"
+                " (give one of them another collection)"
+            )
+    return None
+
+
+def imported_documents() -> list[type[mongoengine.Document]]:
+    """Every concrete Document class imported so far (MongoEngine's registry, in definition order), RestEngine's
+    own aside: what is served for a host app (``RESTENGINE_APP``) when ``RESTENGINE_DOCUMENTS`` names nothing.
+
+    Raises :class:`ConfigError` when there is none.
+    """
+    from mongoengine.base.common import _document_registry
+
+    found = [
+        cls
+        for cls in dict.fromkeys(_document_registry.values())
+        if _is_concrete_document(cls) and not cls.__module__.startswith("restengine.")
+    ]
+    if not found:
+        raise ConfigError(
+            f"RESTENGINE_APP: the app imported no concrete mongoengine Document; name its modules in {SETTING}"
+        )
+    return found

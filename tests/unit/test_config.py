@@ -26,7 +26,7 @@ def test_defaults_without_environment() -> None:
     settings = load_settings(environ={})
     assert settings.mongodb_uri is None
     assert settings.redis_url is None
-    assert settings.documents == (DEMO_MODULE,)
+    assert settings.documents == () and settings.document_modules() == (DEMO_MODULE,)
     assert settings.threads == 8 and settings.max_pool_size == 10
     assert settings.db_timeout_ms <= 2000, "the default 503 budget is at most 2 s"
     stack = load_stack_settings(environ={})
@@ -37,7 +37,7 @@ def test_defaults_without_environment() -> None:
         (8001, 8002),
         10_000,
     )
-    assert stack.threads == 8 and stack.documents == (DEMO_MODULE,), "the stack has the workers' settings too"
+    assert stack.threads == 8 and stack.document_modules() == (DEMO_MODULE,), "the stack has the workers' settings too"
 
 
 def test_the_worker_settings_hold_nothing_only_the_stack_needs() -> None:

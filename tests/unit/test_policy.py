@@ -146,6 +146,7 @@ def test_only_resource_urls_are_routes() -> None:
     assert parse_route("/api/", "/api") is None
     assert parse_route("/api", "/api") is None
     assert parse_route("/apiary/books", "/api") is None
-    assert parse_route("/api/books/1/extra", "/api") is None
+    assert parse_route("/api/books/1/extra", "/api") == Route("books", item="1/extra")  # a string key with a /
+    assert parse_route("/api/books//x", "/api") is None
     assert parse_route("/api/books/_bulk", "/api") == Route("books", bulk=True)
     assert parse_route("/api/books/x", "/api") == Route("books", item="x")

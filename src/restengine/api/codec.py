@@ -72,6 +72,7 @@ __all__ = [
     "pk_value",
     "stored_document",
     "unreadable_fields",
+    "unreadable_values",
 ]
 
 UNREADABLE = "_unreadable"
@@ -118,12 +119,36 @@ def _decode(
 Problems = list[tuple[str, str, str]]  # (path in this item, path in the class with * for positions and keys, reason)
 
 
+def unreadable_values(doc_cls: type[Any], raw: Mapping[str, Any], with_cls: bool) -> Problems:
+    """Each stored value of ``raw`` the API reads as ``null`` (what ``_unreadable`` would list), with why; not logged.
+
+    (path in the item, path in the class with ``*`` for list positions and map keys, reason), sorted;
+    ``[]`` when the whole document reads.
+    """
+    try:
+        _decode(doc_cls, raw, None, with_cls)
+        return []
+    except Exception:  # as decode_document: read again value by value
+        problems: Problems = []
+        _salvaged(doc_cls, raw, None, with_cls, problems)
+        return sorted(set(problems))
+
+
 def _salvage(
     doc_cls: type[Any], raw: Mapping[str, Any], exposed: frozenset[str] | None, with_cls: bool
 ) -> dict[str, Any]:
     """:func:`_decode`, each value that fails read as ``null`` and listed in ``_unreadable`` (and logged once)."""
-    declared = doc_cls
     problems: Problems = []
+    out = _salvaged(doc_cls, raw, exposed, with_cls, problems)
+    if problems:
+        out[UNREADABLE] = sorted({path for path, _, _ in problems})
+        _report(doc_cls, raw.get("_id"), problems)
+    return out
+
+
+def _salvaged(
+    doc_cls: type[Any], raw: Mapping[str, Any], exposed: frozenset[str] | None, with_cls: bool, problems: Problems
+) -> dict[str, Any]:
     out: dict[str, Any] = {"id": str(raw["_id"]) if "_id" in raw else None}
     if with_cls and "_cls" in raw:  # a class without inheritance ignores a stored _cls, as MongoEngine does
         try:
@@ -133,9 +158,6 @@ def _salvage(
             problems.append(("_cls", "_cls", str(exc)))
             out["_cls"] = None
     out.update(_fields(doc_cls, raw, exposed, "", "", problems))
-    if problems:
-        out[UNREADABLE] = sorted({path for path, _, _ in problems})
-        _report(declared, raw.get("_id"), problems)
     return out
 
 

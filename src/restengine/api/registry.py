@@ -128,7 +128,8 @@ class Api:
             ("/", "index", views.index, None),
             ("/<name>", "collection", views.collection, lambda name: Route(name)),
             ("/<name>/_bulk", "bulk", views.bulk, lambda name: Route(name, bulk=True)),
-            ("/<name>/<item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
+            # ``path``: a string key may hold a ``/`` (routes.parse_route reads it the same way)
+            ("/<name>/<path:item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
         ]
         served: list[Callable[..., Any]] = []
         for rule, endpoint, view, route in rules:
@@ -168,12 +169,25 @@ class Api:
     def register(self, doc_cls: type[Any], **options: Any) -> Resource:
         """Serve ``doc_cls`` with these :class:`ResourceOptions`; registering a class again replaces them.
 
-        Raises ``ValueError`` for an unknown option field or a URL name taken by another class.
+        Raises ``ValueError`` for an unknown option field, and :class:`ConfigError` (a ``ValueError``) naming
+        both classes (``module.Class``) for a URL name taken by another class or another served class with the
+        same MongoEngine class name (its global registry keeps one class per name).
         """
+        from restengine.documents import qualified
+
         resource = Resource(doc_cls, ResourceOptions(**options), self.resource_for)
         taken = self.resources.get(resource.name)
         if taken is not None and taken.doc_cls is not doc_cls:
-            raise ValueError(f"{doc_cls.__name__}: the name {resource.name!r} is taken by {taken.doc_cls.__name__}")
+            raise ConfigError(
+                f"two served classes have the resource name {resource.name!r}: {qualified(taken.doc_cls)} and"
+                f" {qualified(doc_cls)} (register one under another name)"
+            )
+        same = next((c for c in self._by_class if c is not doc_cls and c._class_name == doc_cls._class_name), None)
+        if same is not None:
+            raise ConfigError(
+                f"two served classes have the class name {doc_cls._class_name!r}: {qualified(same)} and"
+                f" {qualified(doc_cls)} (MongoEngine keeps one class per name; rename one of them)"
+            )
         old = self._by_class.pop(doc_cls, None)
         if old is not None:
             self.resources.pop(old.name, None)

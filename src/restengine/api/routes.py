@@ -24,11 +24,14 @@ class Route:
 
 
 def parse_route(path: str, prefix: str) -> Route | None:
-    """The resource route ``path`` names below ``prefix`` (``/api``); ``None`` for anything else (the index too)."""
+    """The resource route ``path`` names below ``prefix`` (``/api``); ``None`` for anything else (the index too).
+
+    An item id is the rest of the path, ``/`` included (a string primary key may hold one).
+    """
     if not path.startswith(prefix + "/"):
         return None
-    parts = path[len(prefix) + 1 :].split("/")
-    if len(parts) > 2 or not all(parts):
+    parts = path[len(prefix) + 1 :].split("/", 1)
+    if not all(parts) or (len(parts) == 2 and parts[1].startswith("/")):
         return None
     if len(parts) == 1:
         return Route(parts[0])

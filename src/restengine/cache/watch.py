@@ -81,10 +81,10 @@ def token_key(database: str) -> str:
 
 
 def served_collections(settings: Settings) -> frozenset[str]:
-    """The collections of the Document classes ``RESTENGINE_DOCUMENTS`` names."""
+    """The collections of the Document classes ``RESTENGINE_DOCUMENTS`` names (the demo's when unset)."""
     from restengine.documents import load_documents
 
-    return frozenset(cls._get_collection_name() for cls in load_documents(settings.documents))
+    return frozenset(cls._get_collection_name() for cls in load_documents(settings.document_modules()))
 
 
 class _CannotResume(Exception):

@@ -1,4 +1,4 @@
-"""The ``restengine`` command: serve, up, seed, indexes, watch, keys."""
+"""The ``restengine`` command: serve, up, seed, indexes, watch, keys (and doctor)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,10 +32,42 @@ def _configuration() -> Iterator[None]:
         raise click.ClickException(f"invalid configuration: {exc}") from None
 
 
-def _settings(documents: str | None = None) -> StackSettings:
-    overrides = {"RESTENGINE_DOCUMENTS": documents} if documents else None
+def _settings(documents: str | None = None, app: str | None = None) -> StackSettings:
+    overrides = {"RESTENGINE_DOCUMENTS": documents, "RESTENGINE_APP": app}
     with _configuration():
-        return load_stack_settings(overrides)
+        return load_stack_settings({k: v for k, v in overrides.items() if v})
+
+
+def _served(settings: StackSettings) -> list[type[Any]]:
+    """The Document classes ``settings`` serve; a host app (``--app``) is built first, as a worker builds it."""
+    from restengine.app import served_documents
+
+    with _configuration():
+        if settings.app:
+            from restengine.hostapp import locate
+
+            locate(settings.app)
+        return served_documents(settings)
+
+
+@contextlib.contextmanager
+def _connected(settings: StackSettings, timeout_ms: int) -> Iterator[None]:
+    """MongoEngine connected for a command: a host app's own connection when it made one, else the settings'
+    (``MONGODB_URI``, or the embedded server for the duration)."""
+    from restengine import db
+
+    if settings.app and db.adopt(settings, timeout_ms=timeout_ms):
+        try:
+            yield
+        finally:
+            db.close_all()
+        return
+    with _database(settings) as ready:
+        db.register(ready, timeout_ms=timeout_ms)
+        try:
+            yield
+        finally:
+            db.close_all()
 
 
 @contextlib.contextmanager
@@ -69,24 +101,32 @@ def main(log_level: str) -> None:
 documents_option = click.option(
     "--documents",
     metavar="MODULES",
-    help=f"Comma-separated modules whose Documents are served [default: {DEMO_MODULE}].",
+    help=f"Comma-separated modules whose Documents are served [default: the app's, else {DEMO_MODULE}].",
+)
+app_option = click.option(
+    "--app",
+    metavar="MODULE:APP",
+    help="Your Flask app, as `flask --app` takes it (module:app, module:create_app, module:create_app('x')); "
+    "the API is mounted in it [default: RESTENGINE_APP].",
 )
 
 
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, metavar="HOST:PORT")
 @documents_option
-def serve(bind: str, documents: str | None) -> None:
+@app_option
+def serve(bind: str, documents: str | None, app: str | None) -> None:
     """Run one gunicorn instance (starts the embedded database when MONGODB_URI is unset)."""
     from restengine.ops.stack import gunicorn_config, local_secret
 
     with _configuration():
-        settings = local_secret(_settings(documents))
+        settings = local_secret(_settings(documents, app))
     with _database(settings) as ready:
         env = {
             **os.environ,
             "MONGODB_URI": ready.database_uri(),
             "RESTENGINE_DOCUMENTS": ",".join(ready.documents),
+            "RESTENGINE_APP": ready.app or "",
             "RESTENGINE_SECRET_KEY": ready.secret_key or "",
         }
         argv = [sys.executable, "-m", "gunicorn", "--config", gunicorn_config(), "--bind", bind]
@@ -107,15 +147,15 @@ def serve(bind: str, documents: str | None) -> None:
 
 @main.command()
 @documents_option
+@app_option
 @click.option("--no-progress", is_flag=True, help="No progress bar while seeding.")
-def up(documents: str | None, no_progress: bool) -> None:
+def up(documents: str | None, app: str | None, no_progress: bool) -> None:
     """Run the full local stack: database, Redis, two gunicorn instances, nginx on 127.0.0.1:8080."""
-    from restengine.documents import load_documents
     from restengine.ops.stack import local_secret, run_stack
 
-    settings = _settings(documents)
-    with _configuration():  # fail before starting anything
-        load_documents(settings.documents)
+    settings = _settings(documents, app)
+    _served(settings)  # fail before starting anything
+    with _configuration():
         settings = local_secret(settings)
     sys.exit(run_stack(settings, progress=not no_progress))
 
@@ -140,38 +180,37 @@ def seed(books: int | None, no_progress: bool) -> None:
 
 @main.command()
 @documents_option
-def indexes(documents: str | None) -> None:
+@app_option
+def indexes(documents: str | None, app: str | None) -> None:
     """Create every index the served Documents declare, and report what was created."""
-    from restengine import db
-    from restengine.documents import load_documents
+    from pymongo.errors import OperationFailure
+
     from restengine.ops.indexes import create_indexes, format_report
 
-    settings = _settings(documents)
-    with _configuration():
-        classes = load_documents(settings.documents)
-    with _database(settings) as ready:
-        db.register(ready, timeout_ms=120_000)
+    settings = _settings(documents, app)
+    classes = _served(settings)
+    with _connected(settings, timeout_ms=120_000):
         try:
             click.echo(format_report(create_indexes(classes)))
-        finally:
-            db.close_all()
+        except OperationFailure as exc:
+            raise click.ClickException(f"an index cannot be built: {exc.details or exc}") from None
 
 
 @main.command()
 @documents_option
-def watch(documents: str | None) -> None:
+@app_option
+def watch(documents: str | None, app: str | None) -> None:
     """Invalidate cached reads for every write to the database, made through the API or not (needs REDIS_URL)."""
     import threading
 
     import redis
 
-    from restengine.cache.watch import Watcher, served_collections
+    from restengine.cache.watch import Watcher
 
-    settings = _settings(documents)
+    settings = _settings(documents, app)
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: without Redis there is no shared cache to invalidate")
-    with _configuration():
-        collections = served_collections(settings)
+    collections = frozenset(cls._get_collection_name() for cls in _served(settings))
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -275,6 +314,43 @@ def keys_revoke(key_id: str) -> None:
     if not found:
         raise click.ClickException(f"no API key with id {key_id!r}")
     click.echo(f"revoked API key {key_id}")
+
+
+@main.command()
+@documents_option
+@app_option
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Stored documents checked per collection (0: none).",
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of findings instead of text.")
+def doctor(documents: str | None, app: str | None, sample: int, as_json: bool) -> None:
+    """Audit the served Documents against the database, read only: indexes, filters and sorts, stored data.
+
+    Exit status 0 when nothing needs attention, 1 when something does, 2 when the audit cannot run.
+    """
+    from pymongo.errors import PyMongoError
+
+    from restengine.ops.doctor import diagnose, format_json, format_text
+
+    class CannotAudit(click.ClickException):
+        exit_code = 2  # 1 means findings
+
+    try:
+        settings = _settings(documents, app)
+        classes = _served(settings)
+        with _connected(settings, timeout_ms=120_000), _configuration():
+            report = diagnose(classes, sample=sample)
+    except click.ClickException as exc:
+        raise CannotAudit(exc.message) from None
+    except PyMongoError as exc:
+        raise CannotAudit(f"cannot read the database: {exc}") from None
+    click.echo(format_json(report) if as_json else format_text(report))
+    sys.exit(0 if report.healthy else 1)
 
 
 if __name__ == "__main__":

@@ -91,13 +91,30 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-reques
 
 
 def on_starting(server: Any) -> None:
-    """Refuse to start on invalid settings, with a one-line reason naming the setting."""
+    """Before any worker: refuse to start on invalid settings (a one-line reason naming the setting), and
+    make the declared indexes exist as ``RESTENGINE_INDEXES`` says (once, here, in the master)."""
+    from pymongo.errors import PyMongoError
+
     from restengine.config import ConfigError, load_settings, require_secret
+    from restengine.ops.indexes import startup_indexes
 
     try:
-        require_secret(load_settings())
+        settings = load_settings()
+        require_secret(settings)
+        report = server.log.warning if settings.indexes == "off" else server.log.info
+        for line in startup_indexes(settings):
+            report(line)
     except ConfigError as exc:
         server.log.error("invalid configuration: %s", exc)
+        raise SystemExit(2) from None
+    except PyMongoError as exc:
+        server.log.error(
+            "cannot check the declared indexes (RESTENGINE_INDEXES=%s): %s: %s; "
+            "start once the database answers, or set RESTENGINE_INDEXES=off",
+            settings.indexes,
+            type(exc).__name__,
+            exc,
+        )
         raise SystemExit(2) from None
 
 

@@ -1,15 +1,23 @@
 """Create the indexes Document classes declare, and report what changed.
 
-Run once at deploy (``restengine indexes``), not on the request path.
+Run before any worker serves (gunicorn's master, ``restengine up``: :func:`startup_indexes`, as
+``RESTENGINE_INDEXES`` says) or at deploy (``restengine indexes``), never on the request path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import mongoengine
 from mongoengine.connection import DEFAULT_CONNECTION_NAME
+from pymongo.errors import OperationFailure
+
+from restengine.config import ConfigError
+
+if TYPE_CHECKING:
+    from restengine.config import Settings
 
 ID_INDEX = "_id_"
 
@@ -77,3 +85,134 @@ def format_report(reports: Iterable[IndexReport]) -> str:
         done = f"created {', '.join(report.created)}" if report.created else "nothing to create"
         lines.append(f"{report.collection}: {done} ({len(report.existing)} existing)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- at start-up
+
+Keys = list[tuple[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Missing:
+    """A declared index the database lacks: its keys (stored names) on ``collection``, declared by ``document``."""
+
+    document: str
+    collection: str
+    keys: tuple[tuple[str, Any], ...]
+
+    def __str__(self) -> str:
+        return f"{self.collection}: {_format_keys(self.keys)} (declared by {self.document})"
+
+
+def _format_keys(keys: Iterable[tuple[str, Any]]) -> str:
+    return "{" + ", ".join(f"{name}: {direction}" for name, direction in keys) + "}"
+
+
+def _groups(documents: Iterable[type[mongoengine.Document]]) -> dict[tuple[str, str], list[type[mongoengine.Document]]]:
+    groups: dict[tuple[str, str], list[type[mongoengine.Document]]] = {}
+    for doc_cls in documents:
+        key = (doc_cls._meta.get("db_alias", DEFAULT_CONNECTION_NAME), doc_cls._get_collection_name())
+        if doc_cls not in groups.setdefault(key, []):
+            groups[key].append(doc_cls)
+    return groups
+
+
+def missing_indexes(documents: Iterable[type[mongoengine.Document]]) -> list[Missing]:
+    """The declared indexes the database lacks, compared by keys (read only: nothing is built)."""
+    found: list[Missing] = []
+    for (_, collection), classes in _groups(documents).items():
+        existing = [list(info["key"]) for info in classes[0]._get_db()[collection].index_information().values()]
+        declared: list[Keys] = []
+        for doc_cls in classes:
+            declared += [list(keys) for keys in doc_cls.list_indexes() if list(keys) not in declared]
+        for keys in declared:
+            if keys not in existing and keys != [("_id", 1)]:
+                owner = next((c for c in classes if list(keys) in [list(k) for k in c.list_indexes()]), classes[0])
+                found.append(Missing(owner.__name__, collection, tuple(keys)))
+    return found
+
+
+def prepare_indexes(documents: list[type[mongoengine.Document]], mode: str) -> list[str]:
+    """What ``RESTENGINE_INDEXES`` asks at start-up, done; the lines to log.
+
+    ``create``: build the missing declared indexes. ``check``: refuse to start while one is missing.
+    ``off``: neither. Raises :class:`ConfigError` naming the index (and, for a unique index that existing
+    documents violate, the collection, the index and an example of the duplicated values).
+    """
+    if mode == "off":
+        return [
+            "RESTENGINE_INDEXES=off: declared indexes are neither checked nor created "
+            "(a unique field is unique only where its index exists)"
+        ]
+    missing = missing_indexes(documents)
+    if not missing:
+        return []
+    if mode == "check":
+        raise ConfigError(
+            f"RESTENGINE_INDEXES=check: {len(missing)} declared index(es) missing: "
+            + "; ".join(map(str, missing))
+            + " — create them (`restengine indexes`) or set RESTENGINE_INDEXES=create"
+        )
+    lines: list[str] = []
+    for (_, collection), classes in _groups(documents).items():
+        wanted = [m for m in missing if m.collection == collection]
+        if not wanted:
+            continue
+        for doc_cls in classes:
+            doc_cls._collection = None  # a collection MongoEngine cached may belong to a client closed since
+            try:
+                doc_cls.ensure_indexes()
+            except OperationFailure as exc:
+                if exc.code not in (11000, 11001):
+                    raise
+                raise ConfigError(_blocked(doc_cls, collection)) from None
+        lines += [f"created index {m}" for m in wanted]
+    return lines
+
+
+def _blocked(doc_cls: type[mongoengine.Document], collection: str) -> str:
+    """Why a unique index cannot be built: the first set of duplicated values found, and their documents."""
+    db = doc_cls._get_db()
+    for spec in doc_cls._meta.get("index_specs", []):
+        if not spec.get("unique"):
+            continue
+        fields = [name for name, _ in spec["fields"]]
+        group = {f"k{i}": f"${name}" for i, name in enumerate(fields)}
+        pipeline: list[dict[str, Any]] = [
+            {"$group": {"_id": group, "n": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+            {"$match": {"n": {"$gt": 1}}},
+            {"$limit": 1},
+        ]
+        for duplicate in db[collection].aggregate(pipeline):
+            values = ", ".join(f"{name}={duplicate['_id'].get(f'k{i}')!r}" for i, name in enumerate(fields))
+            ids = ", ".join(map(str, duplicate["ids"][:3]))
+            return (
+                f"RESTENGINE_INDEXES: the unique index {_format_keys(spec['fields'])} on {collection} cannot be "
+                f"built: {duplicate['n']} documents share {values} (e.g. _id {ids}); remove the duplicates, "
+                "or set RESTENGINE_INDEXES=off to start without the index"
+            )
+    return f"RESTENGINE_INDEXES: a unique index on {collection} cannot be built: existing documents violate it"
+
+
+def startup_indexes(settings: Settings) -> list[str]:
+    """Apply ``RESTENGINE_INDEXES`` to the served classes once, before any worker starts; the lines to log.
+
+    Connects with its own short-lived client (closed before returning). Raises :class:`ConfigError`
+    (refuse to start) as :func:`prepare_indexes` does, and PyMongo's errors when the database cannot
+    be reached.
+    """
+    from restengine import db
+    from restengine.app import served_documents
+
+    if settings.indexes == "off":
+        return prepare_indexes([], "off")
+    if settings.app:
+        from restengine.hostapp import locate
+
+        locate(settings.app)
+    classes = served_documents(settings)
+    db.use(settings, timeout_ms=120_000)
+    try:
+        return prepare_indexes(classes, settings.indexes)
+    finally:
+        db.close_all()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from restengine import db
-from restengine.config import DEMO_MODULE, check_secret
+from restengine.config import DEMO_MODULE, ConfigError, check_secret
 from restengine.ops.dbserver import HOST, DatabaseServer
 from restengine.ops.processes import Managed, ProcessError, port_open, which
 from restengine.ops.settings import StackSettings
@@ -84,16 +84,23 @@ def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
         conn.close()
 
 
-def prepare_database(settings: StackSettings, documents: tuple[str, ...], *, progress: bool = True) -> None:
-    """Create declared indexes, seed the demo data on its first run, and make the first admin key."""
-    from restengine.documents import load_documents
-    from restengine.ops.indexes import create_indexes, format_report
+def prepare_database(settings: StackSettings, *, progress: bool = True) -> None:
+    """Apply RESTENGINE_INDEXES to the served classes, seed the demo data on its first run, and make the first
+    admin key. Raises :class:`ConfigError` when an index is missing (``check``) or cannot be built."""
+    from restengine.app import served_documents
+    from restengine.ops.indexes import prepare_indexes
     from restengine.ops.seed import seed_demo
 
-    db.register(settings, timeout_ms=120_000)
+    if settings.app:
+        from restengine.hostapp import locate
+
+        locate(settings.app)
+    classes = served_documents(settings)
+    db.use(settings, timeout_ms=120_000)
     try:
-        print(format_report(create_indexes(load_documents(documents))), flush=True)
-        if DEMO_MODULE in documents:
+        for line in prepare_indexes(classes, settings.indexes):
+            print(line, flush=True)
+        if DEMO_MODULE in settings.document_modules():
             written = seed_demo(books=settings.seed_books, progress=progress)
             if written:
                 print(f"seeded {written} demo books", flush=True)
@@ -244,12 +251,13 @@ class Stack:
             uri = self.database.uri
         redis_url = self._start_redis()
         settings_for_prepare = _with(settings, mongodb_uri=uri)
-        prepare_database(settings_for_prepare, settings.documents, progress=self.progress)
+        prepare_database(settings_for_prepare, progress=self.progress)
 
         env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
         env.update(
             MONGODB_URI=uri,
             RESTENGINE_DOCUMENTS=",".join(settings.documents),
+            RESTENGINE_APP=settings.app or "",
             RESTENGINE_PROXY_COUNT="1",  # exactly one proxy in front: nginx
             RESTENGINE_SECRET_KEY=settings.secret_key or "",
         )
@@ -342,6 +350,9 @@ def run_stack(settings: StackSettings, *, progress: bool = True) -> int:
     except ProcessError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         status = 1
+    except ConfigError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr, flush=True)
+        status = 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

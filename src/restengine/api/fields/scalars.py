@@ -416,7 +416,10 @@ class UUIDType(FieldType):
         return uuid.UUID(expect(str, value, "a UUID string"))
 
     def parse_id(self, field: BaseField, text: str) -> Any:
-        return uuid.UUID(text)
+        """The key as stored: a ``uuid.UUID`` (binary), or its canonical text (``binary=False``, what
+        MongoEngine writes for a UUID), so a lookup by ``_id`` finds it."""
+        value = uuid.UUID(text)
+        return value if field._binary else str(value)
 
     def parse_query(self, field: BaseField, text: str) -> Any:
         return _query_uuid(text) if field._binary else str(_query_uuid(text))

@@ -1,0 +1,51 @@
+"""Served classes whose names collide stop ``restengine serve``, ``restengine indexes`` and gunicorn itself
+before any worker starts, with one line naming both classes (``tests.collide_a``/``_b``/``_c``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from restengine.ops.processes import free_port
+from tests.integration.api_helpers import run_cli
+
+COLLIDING = "tests.collide_a,tests.collide_b"
+REASON = (
+    "invalid configuration: RESTENGINE_DOCUMENTS: two served classes have the class name 'Figure':"
+    " tests.collide_a.Figure and tests.collide_b.Figure (MongoEngine keeps one class per name; rename one of them)"
+)
+
+
+def test_indexes_refuses_colliding_classes(mongodb_uri: str) -> None:
+    result = run_cli("indexes", "--documents", COLLIDING, MONGODB_URI=mongodb_uri)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"Error: {REASON}"], result.stderr
+
+
+def test_serve_refuses_colliding_classes_before_any_worker(mongodb_uri: str) -> None:
+    bind = f"127.0.0.1:{free_port()}"
+    result = run_cli("serve", "--bind", bind, "--documents", COLLIDING, MONGODB_URI=mongodb_uri)
+    assert result.returncode != 0
+    assert REASON in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr, result.stderr
+
+
+def test_gunicorn_refuses_two_classes_under_one_resource_name(mongodb_uri: str) -> None:
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:restengine.ops.gunicorn_conf"]
+    env = {**os.environ, "MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": "tests.collide_a,tests.collide_c"}
+    result = subprocess.run(
+        [*argv, "--bind", f"127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert (
+        "invalid configuration: RESTENGINE_DOCUMENTS: two served classes have the resource name"
+        " 'collide_a_figures': tests.collide_a.Figure and tests.collide_c.Label"
+    ) in output, output
+    assert "Traceback" not in output and "Booting worker" not in output, output
