@@ -102,13 +102,18 @@ def imported_documents() -> list[type[mongoengine.Document]]:
 
     Raises :class:`ConfigError` when there is none.
     """
-    from mongoengine.base.common import _document_registry
-
-    found = [
-        cls
-        for cls in dict.fromkeys(_document_registry.values())
-        if _is_concrete_document(cls) and not cls.__module__.startswith("restengine.")
-    ]
+    # Every subclass, not MongoEngine's registry: it keeps one class per name, and would hide a clash.
+    found: list[type[mongoengine.Document]] = []
+    pending: list[type[mongoengine.Document]] = [mongoengine.Document]
+    while pending:
+        for sub in pending.pop(0).__subclasses__():
+            if sub not in found and sub not in pending:
+                pending.append(sub)
+            if _is_concrete_document(sub) and not sub.__module__.startswith("restengine.") and sub not in found:
+                found.append(sub)
+    reason = collision(found)
+    if reason is not None:
+        raise ConfigError(f"RESTENGINE_APP: {reason}")
     if not found:
         raise ConfigError(
             f"RESTENGINE_APP: the app imported no concrete mongoengine Document; name its modules in {SETTING}"

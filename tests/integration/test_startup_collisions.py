@@ -49,3 +49,25 @@ def test_gunicorn_refuses_two_classes_under_one_resource_name(mongodb_uri: str) 
         " 'collide_a_figures': tests.collide_a.Figure and tests.collide_c.Label"
     ) in output, output
     assert "Traceback" not in output and "Booting worker" not in output, output
+
+
+def test_gunicorn_refuses_an_apps_colliding_classes_with_indexes_off(mongodb_uri: str) -> None:
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:restengine.ops.gunicorn_conf"]
+    env = {
+        **os.environ,
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_APP": "tests.collide_app:app",  # its Documents found by discovery, not RESTENGINE_DOCUMENTS
+        "RESTENGINE_INDEXES": "off",
+    }
+    result = subprocess.run(
+        [*argv, "--bind", f"127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "RESTENGINE_APP: two served classes have the class name 'Figure'" in output, output
+    assert "Booting worker" not in output, output

@@ -92,30 +92,27 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-reques
 
 def on_starting(server: Any) -> None:
     """Before any worker: refuse to start on invalid settings (a one-line reason naming the setting), and
-    make the declared indexes exist as ``RESTENGINE_INDEXES`` says (once, here, in the master)."""
-    from pymongo.errors import PyMongoError
+    make the declared indexes exist as ``RESTENGINE_INDEXES`` says — once, in a process of its own, so the
+    master never holds a database client it would hand to the workers it forks."""
+    import subprocess
+    import sys
 
     from restengine.config import ConfigError, load_settings, require_secret
-    from restengine.ops.indexes import startup_indexes
 
     try:
         settings = load_settings()
         require_secret(settings)
-        report = server.log.warning if settings.indexes == "off" else server.log.info
-        for line in startup_indexes(settings):
-            report(line)
     except ConfigError as exc:
         server.log.error("invalid configuration: %s", exc)
         raise SystemExit(2) from None
-    except PyMongoError as exc:
-        server.log.error(
-            "cannot check the declared indexes (RESTENGINE_INDEXES=%s): %s: %s; "
-            "start once the database answers, or set RESTENGINE_INDEXES=off",
-            settings.indexes,
-            type(exc).__name__,
-            exc,
-        )
-        raise SystemExit(2) from None
+    done = subprocess.run([sys.executable, "-m", "restengine.ops.indexes"], capture_output=True, text=True, check=False)
+    report = server.log.warning if settings.indexes == "off" else server.log.info
+    for line in done.stdout.splitlines():
+        report(line)
+    if done.returncode:
+        for line in done.stderr.strip().splitlines()[-5:]:
+            server.log.error(line)
+        raise SystemExit(2)
 
 
 def post_fork(server: Any, worker: Any) -> None:

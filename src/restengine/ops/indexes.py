@@ -204,15 +204,48 @@ def startup_indexes(settings: Settings) -> list[str]:
     from restengine import db
     from restengine.app import served_documents
 
-    if settings.indexes == "off":
-        return prepare_indexes([], "off")
     if settings.app:
         from restengine.hostapp import locate
 
         locate(settings.app)
-    classes = served_documents(settings)
+    classes = served_documents(settings)  # what cannot be served stops start-up here, whatever the mode
+    if settings.indexes == "off":
+        return prepare_indexes([], "off")
     db.use(settings, timeout_ms=120_000)
     try:
         return prepare_indexes(classes, settings.indexes)
     finally:
         db.close_all()
+
+
+def main() -> int:
+    """``python -m restengine.ops.indexes``: :func:`startup_indexes` for the environment's settings, in a process
+    of its own (gunicorn's master starts it, so it never holds a database client when it forks, nor runs
+    PyMongo's threads under gevent). Prints what it did; exit 2 with the reason on stderr when the
+    service must not start."""
+    import sys
+
+    from pymongo.errors import PyMongoError
+
+    from restengine.config import load_settings
+
+    try:
+        settings = load_settings()
+        for line in startup_indexes(settings):
+            print(line, flush=True)
+    except ConfigError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except PyMongoError as exc:
+        print(
+            f"cannot check the declared indexes (RESTENGINE_INDEXES={settings.indexes}): {type(exc).__name__}: "
+            f"{exc}; start once the database answers, or set RESTENGINE_INDEXES=off",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
