@@ -31,19 +31,23 @@ def test_serve_refuses_colliding_classes_before_any_worker(mongodb_uri: str) -> 
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr, result.stderr
 
 
-def test_gunicorn_refuses_two_classes_under_one_resource_name(mongodb_uri: str) -> None:
+def gunicorn_output(**env: str) -> str:
+    """Start gunicorn with RestEngine's configuration; it must refuse to: what it printed."""
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:restengine.ops.gunicorn_conf"]
-    env = {**os.environ, "MONGODB_URI": mongodb_uri, "RESTENGINE_DOCUMENTS": "tests.collide_a,tests.collide_c"}
     result = subprocess.run(
         [*argv, "--bind", f"127.0.0.1:{free_port()}"],
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode != 0
-    output = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_gunicorn_refuses_two_classes_under_one_resource_name(mongodb_uri: str) -> None:
+    output = gunicorn_output(MONGODB_URI=mongodb_uri, RESTENGINE_DOCUMENTS="tests.collide_a,tests.collide_c")
     assert (
         "invalid configuration: RESTENGINE_DOCUMENTS: two served classes have the resource name"
         " 'collide_a_figures': tests.collide_a.Figure and tests.collide_c.Label"
@@ -52,22 +56,10 @@ def test_gunicorn_refuses_two_classes_under_one_resource_name(mongodb_uri: str) 
 
 
 def test_gunicorn_refuses_an_apps_colliding_classes_with_indexes_off(mongodb_uri: str) -> None:
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:restengine.ops.gunicorn_conf"]
-    env = {
-        **os.environ,
-        "MONGODB_URI": mongodb_uri,
-        "RESTENGINE_APP": "tests.collide_app:app",  # its Documents found by discovery, not RESTENGINE_DOCUMENTS
-        "RESTENGINE_INDEXES": "off",
-    }
-    result = subprocess.run(
-        [*argv, "--bind", f"127.0.0.1:{free_port()}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    output = gunicorn_output(
+        MONGODB_URI=mongodb_uri,
+        RESTENGINE_APP="tests.collide_app:app",  # its Documents found by discovery, not RESTENGINE_DOCUMENTS
+        RESTENGINE_INDEXES="off",
     )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
     assert "RESTENGINE_APP: two served classes have the class name 'Figure'" in output, output
     assert "Booting worker" not in output, output
