@@ -120,7 +120,8 @@ def test_rs256_tokens_from_a_jwks_through_gunicorn(tmp_path: Path, mongodb_uri: 
             server.serve(signer, rotated)
             time.sleep(1.1)  # RESTENGINE_JWKS_REFRESH_SECONDS: the unknown kid may ask for the new set now
             new = {"Authorization": f"Bearer {rotated.sign(claims)}"}
-            status, _, body = call(port, "POST", "/api/customers", {"code": "JWK004", "name": "New"}, new)
+            jwk4 = {"code": "JWK004", "name": "New", "email": "jwk4@example.com"}  # email is unique: one may lack it
+            status, _, body = call(port, "POST", "/api/customers", jwk4, new)
             assert status == 201, body
             status, _, _ = call(port, "GET", "/api/customers/JWK004", headers=admin)
             assert status == 200, "the old key still works while the set holds it"

@@ -128,8 +128,12 @@ def test_crud_multi_value_parameters_cursor_and_if_match(
         author = create_author.sync(client=c, body=models.AuthorCreate(name="Ann Generated"))
         assert isinstance(author, models.Author), author
 
+        isbns = iter(range(9780000000100, 9780000000200))  # the demo's isbn is unique (its index is built)
+
         def create(title: str, published: datetime.datetime | None, tag: str, **extra: Any) -> Any:
-            body = models.BookCreate(title=title, author=author.id, published=published, tags=[tag], **extra)
+            body = models.BookCreate(
+                title=title, author=author.id, published=published, tags=[tag], isbn=str(next(isbns)), **extra
+            )
             created = create_book.sync_detailed(client=c, body=body)
             assert created.status_code == 201, created.content
             assert created.parsed.title == title, created.parsed

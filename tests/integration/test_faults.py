@@ -91,6 +91,14 @@ def test_unreachable_database_answers_503_within_the_budget() -> None:
     db.close_all()
 
 
+def _wait_stopped(pid: int) -> None:
+    """Until the process is stopped: a signal is delivered asynchronously, after ``kill`` has returned."""
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "the database server did not stop"
+        time.sleep(0.01)
+
+
 def test_recovers_from_a_frozen_database_without_restart(own_server: DatabaseServer) -> None:
     client = _client(own_server.uri)
     assert client.get("/probe").status_code == 200
@@ -98,6 +106,7 @@ def test_recovers_from_a_frozen_database_without_restart(own_server: DatabaseSer
     pid = own_server.process.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
+        _wait_stopped(pid)
         response, elapsed = _timed_get(client)
         _assert_unavailable(response, elapsed)
         ready, elapsed = _timed_get(client, "/readyz")
