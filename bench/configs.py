@@ -116,6 +116,7 @@ def configs(deep_cursor: str, page: int) -> list[Config]:
             ),
             ALL,
         ),
+        Config("legacy flask, restengine's gunicorn", gunicorn("bench.peers.legacy_flask:app"), ALL),
         Config("fastapi threadpool", command(lambda p: [*UVICORN, str(p), "bench.peers.fastapi_threadpool:app"]), ALL),
         Config(
             "fastapi async",

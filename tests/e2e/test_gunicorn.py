@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,18 @@ import pytest
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port, port_open
 from restengine.ops.stack import PACKAGED_GUNICORN_CONFIG
-from tests.e2e.helpers import REPO_GUNICORN_CONFIG, ROOT, get, get_json, gunicorn, gunicorn_argv, wait_for
+from tests.e2e.helpers import (
+    REPO_GUNICORN_CONFIG,
+    ROOT,
+    get,
+    get_json,
+    gunicorn,
+    gunicorn_argv,
+    gunicorn_process,
+    pid_alive,
+    wait_for,
+    worker_pids,
+)
 
 
 def _probe_many(port: int, n: int = 40) -> None:
@@ -151,3 +163,37 @@ def test_serve_starts_and_stops_the_embedded_database(tmp_path: Path) -> None:
         proc.wait(60)
     assert not port_open("127.0.0.1", port)
     assert not port_open("127.0.0.1", db_port), "the database serve started is stopped with it"
+
+
+def test_a_graceful_restart_of_the_preloaded_app_drops_no_request(tmp_path: Path, mongodb_uri: str) -> None:
+    """The shipped defaults (preload, no recycling): HUP replaces every worker while requests keep coming."""
+    with gunicorn_process(tmp_path, {"MONGODB_URI": mongodb_uri}) as (port, log, master):
+        _probe_many(port, 10)
+        before = worker_pids(log)
+        failures: list[object] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                try:
+                    status, body = get_json(port, "/probe")
+                except OSError as exc:
+                    failures.append(exc)
+                    continue
+                if status != 200:
+                    failures.append(body)
+
+        asking = threading.Thread(target=keep_asking)
+        asking.start()
+        try:
+            os.kill(master.pid, signal.SIGHUP)
+            wait_for(lambda: bool(worker_pids(log) - before), 30, "new workers to serve")
+            wait_for(lambda: not any(pid_alive(pid) for pid in before), 30, "the old workers to leave")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            asking.join(10)
+        assert not failures, failures[:3]
+        assert len(worker_pids(log) - before) >= 2
+    text = log.read_text()
+    assert "Traceback" not in text and FORK_WARNING not in text

@@ -93,9 +93,9 @@ def test_the_full_run_covers_every_workload_and_level() -> None:
 
     levels = (1, 16, 64, 256)
     chosen = {c.name: c for c in configs("cursor", 500)}
-    assert len(chosen) == 11
+    assert len(chosen) == 12
     plan = series(chosen["restengine gthread no cache"], levels, quick=False)
     five = [(w, levels) for w in ("item", "list", "expand", "create", "mix")]
     assert plan == [*five, ("deep1", (64,)), ("deep500", (64,))]  # page 500 on its own fresh database
-    assert sum(len(ls) for c in chosen.values() for _, ls in series(c, levels, quick=False)) == 198
+    assert sum(len(ls) for c in chosen.values() for _, ls in series(c, levels, quick=False)) == 218
     assert series(chosen["fastapi async"], (64,), quick=True) == [("item", (64,)), ("list", (64,))]

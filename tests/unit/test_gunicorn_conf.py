@@ -59,17 +59,31 @@ def test_defaults_are_gthread_sized_from_the_cpus() -> None:
     assert conf["workers"] == max(2, cpus)
     assert conf["threads"] == 8
     assert conf["pool_threads"] == "8", "the app sizes its pool from the threads"
-    assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
+    assert (conf["max_requests"], conf["max_requests_jitter"]) == (0, 0), "no worker recycling unless asked"
     assert conf["graceful_timeout"] > 0
     assert conf["worker_tmp_dir"] == ("/dev/shm" if os.path.isdir("/dev/shm") else None)
-    assert conf["accesslog"] == "-" and conf["errorlog"] == "-"
+    assert conf["accesslog"] is None and conf["errorlog"] == "-", "nginx in front logs every request"
     assert "%(M)s" in conf["access_log_format"] and "x-request-id" in conf["access_log_format"]
     assert conf["hooks"] == ["on_starting", "post_fork", "worker_exit"]
-    assert conf["preload_app"] is False
+    assert conf["preload_app"] is True, "the app is built once, in the master"
     assert conf["control_socket_disable"] is True, "two instances on one host must not share a control socket"
     assert conf["wsgi_app"] == "restengine.wsgi:app"
     assert conf["pymongo_imported"] is False, "the config imports no driver before the worker class is settled"
     assert conf["heavy_imported"] == [], "nor Flask, Redis or the app"
+
+
+def test_recycling_preload_and_the_access_log_are_switches() -> None:
+    recycled = load(RESTENGINE_MAX_REQUESTS="5000")
+    assert (recycled["max_requests"], recycled["max_requests_jitter"]) == (5000, 500), "a tenth of jitter"
+    assert load(RESTENGINE_MAX_REQUESTS="5000", RESTENGINE_MAX_REQUESTS_JITTER="7")["max_requests_jitter"] == 7
+    assert load(RESTENGINE_PRELOAD="off")["preload_app"] is False
+    assert load(RESTENGINE_ACCESS_LOG="on")["accesslog"] == "-"
+    for key, value in (("RESTENGINE_PRELOAD", "maybe"), ("RESTENGINE_MAX_REQUESTS", "-1")):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("RESTENGINE_")}
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE, MODULE], env={**clean, key: value}, capture_output=True, text=True
+        )
+        assert done.returncode != 0 and key in done.stderr
 
 
 def test_gunicorn_trusts_forwarded_headers_only_as_the_app_does() -> None:

@@ -119,8 +119,9 @@ def list_page(
     """
     narrowed = conjunction(resource.base_filter(), filters)
     projection = resource.projection_for(fields)
-    for key, _ in sort:
-        projection.setdefault(key, 1)  # the cursor needs the sort values
+    if projection is not None:
+        for key, _ in sort:
+            projection.setdefault(key, 1)  # the cursor needs the sort values
     query = conjunction(narrowed, after)
     raws = list(resource.collection().find(query, projection, sort=sort, limit=limit + 1))
     has_more = len(raws) > limit

@@ -10,6 +10,8 @@ from functools import cached_property
 from typing import Any
 
 from bson.codec_options import DatetimeConversion
+from mongoengine.queryset import QuerySet
+from mongoengine.queryset.manager import QuerySetManager
 
 from restengine.api.fields import field_type
 from restengine.api.model import UnknownField, conjunction, item_field, public_fields, resolve
@@ -26,6 +28,17 @@ def default_name(doc_cls: type[Any]) -> str:
     if "." in doc_cls._class_name:
         return snake_case(doc_cls.__name__)
     return str(doc_cls._get_collection_name())
+
+
+_STATIC_FILTERS: dict[type[Any], dict[str, Any]] = {}  # see Resource.manager_filter (never mutated)
+
+
+def _plain_manager(doc_cls: type[Any]) -> bool:
+    """Whether ``doc_cls.objects`` is MongoEngine's own manager with its own QuerySet: a filter that never changes."""
+    manager: Any = next((vars(cls)["objects"] for cls in doc_cls.__mro__ if "objects" in vars(cls)), None)
+    if type(manager) is not QuerySetManager:
+        return False
+    return manager.get_queryset is None and doc_cls._meta.get("queryset_class", QuerySet) is QuerySet
 
 
 class Resource:
@@ -55,6 +68,7 @@ class Resource:
         for cls in classes:
             names += [n for n in public_fields(cls) if n not in names]
         self.pk = names[0]
+        self.all_fields = frozenset(names)
         unknown = [n for n in (*(options.fields or ()), *options.hidden, *options.read_only) if n not in names]
         if unknown:
             raise ValueError(f"{doc_cls.__name__}: unknown fields in options: {unknown}")
@@ -167,11 +181,15 @@ class Resource:
         return table
 
     @cached_property
-    def projection(self) -> dict[str, int]:
+    def projection(self) -> dict[str, int] | None:
         """A real projection for reads: the exposed fields' stored names (and ``_cls``)."""
         return self.projection_for(self.exposed)
 
-    def projection_for(self, names: frozenset[str]) -> dict[str, int]:
+    def projection_for(self, names: frozenset[str]) -> dict[str, int] | None:
+        """The projection of a read of ``names``; ``None`` (the whole document, the simplest query, as a
+        hand-written ``find_one`` sends) when that is every field the classes declare."""
+        if names >= self.all_fields:
+            return None
         projection: dict[str, int] = {"_id": 1}
         for cls in (self.doc_cls, *self._subclasses()):
             for name in names:
@@ -185,7 +203,18 @@ class Resource:
     def base_filter(self) -> dict[str, Any]:
         """The filter of every query: the class's own ``objects`` manager's (``_cls`` of a subclass, a custom
         queryset's) and, for a restricted resource, its scope."""
-        return conjunction(self.doc_cls.objects._query, self.scope_filter())
+        return conjunction(self.manager_filter(), self.scope_filter())
+
+    def manager_filter(self) -> dict[str, Any]:
+        """The filter of the class's ``objects``: worked out once when it is MongoEngine's plain manager (the
+        same for every request), else on every call (a custom manager may depend on anything)."""
+        static = _STATIC_FILTERS.get(self.doc_cls)
+        if static is not None:
+            return static
+        query: dict[str, Any] = self.doc_cls.objects._query
+        if _plain_manager(self.doc_cls):
+            _STATIC_FILTERS[self.doc_cls] = query
+        return query
 
     def collection(self) -> Any:
         """The class's collection, decoding dates out of Python's range as ``DatetimeMS`` (an unreadable value,

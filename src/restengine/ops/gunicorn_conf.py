@@ -56,7 +56,20 @@ os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "ge
 # Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
 os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
-preload_app = os.environ.get("RESTENGINE_PRELOAD", "").lower() in {"1", "true", "yes"}
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise SystemExit(f"{name}: expected on or off, got {raw!r}")
+    return raw in {"1", "true", "yes", "on"}
+
+
+# The app is built once, in the master, and forked: a worker serves at once, and one that gunicorn replaces
+# starts serving without importing Flask, MongoEngine and the models again. Fork-safe: no client exists
+# before the fork (restengine.db), and post_fork drops any a legacy app opened while importing.
+preload_app = _env_flag("RESTENGINE_PRELOAD", True)
 
 # Forwarded headers are trusted exactly as the app trusts them (RESTENGINE_PROXY_COUNT, werkzeug's
 # ProxyFix, which sets the scheme, host and client address). With no proxy in front, gunicorn must not
@@ -74,8 +87,10 @@ secure_scheme_headers = {"X-FORWARDED-PROTO": "https"} if _proxy_count else {}
 keepalive = 75
 timeout = 30
 graceful_timeout = 30
-max_requests = 2000
-max_requests_jitter = 200
+# No recycling unless asked: each recycled worker is a worker not serving (and, without preload, a full
+# re-import). Against a slow leak, set RESTENGINE_MAX_REQUESTS (a jitter of a tenth is added).
+max_requests = _env_int("RESTENGINE_MAX_REQUESTS", 0, minimum=0)
+max_requests_jitter = _env_int("RESTENGINE_MAX_REQUESTS_JITTER", max_requests // 10, minimum=0)
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # gunicorn's control socket defaults to one path per user, which two instances
@@ -83,7 +98,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket = os.environ.get("RESTENGINE_CONTROL_SOCKET", "") or None
 control_socket_disable = control_socket is None
 
-accesslog = "-"
+# nginx, in front of every deployment shipped (up, docker-compose), logs each request with its request id
+# and timings; a second access log here costs every request a few percent. RESTENGINE_ACCESS_LOG=on adds it.
+accesslog = "-" if _env_flag("RESTENGINE_ACCESS_LOG", False) else None
 errorlog = "-"
 loglevel = os.environ.get("RESTENGINE_LOG_LEVEL", "info")
 # %(M)s: request time in milliseconds; the request id is the one the app sent back.

@@ -1,0 +1,149 @@
+"""The uncached item GET as shipped, against the previous defaults and against a hand-written view.
+
+    .venv/bin/python -m bench.process_model [--quick] [--pairs N] [--duration S] [--connections C]
+                                            [--workers W] [--threads T]
+
+Starts, on free loopback ports in a temp dir: the embedded database, a redis-server, the demo
+bookstore with 2,000 books, then three gunicorn instances on the same worker settings
+(gunicorn.conf.py, W workers x T threads), every GET reaching the database (RestEngine's cache off):
+
+- ``shipped``: RestEngine as shipped (the app preloaded in the master, no worker recycling, no access log);
+- ``before``: RestEngine with the defaults before issue 14 (no preload, ``max_requests`` 2000 with 200
+  jitter, the access log on);
+- ``legacy``: ``bench.peers.legacy_flask``, a hand-written Flask view doing ``Book.objects.get(id=...)``
+  and ``json.dumps``, on the shipped settings (what a legacy team would write by hand).
+
+Runs ``wrk -t2 -c<C> --latency`` with random book ids, interleaved shipped, before, legacy, ... for
+--pairs rounds (the machine's speed drifts). Prints every run (with the app's and the database's CPU
+per 1,000 requests), the medians, and the median of the per-round ratios shipped/before and
+shipped/legacy (goal >= 1.0 for the latter: a report, not an assertion); writes the raw figures to
+bench/results/process_model-<timestamp>.json. Needs ``wrk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.cache_ratio import LUA, _book_ids
+from bench.interleaved import (
+    LOAD,
+    WRK_COLUMNS,
+    Column,
+    add_options,
+    header,
+    measured,
+    medians,
+    resolve,
+    round_ratios,
+    row,
+    run_command,
+)
+from bench.measure import wrk
+from bench.procs import Harness, gunicorn_app
+from restengine.ops.processes import Managed, free_port
+
+BOOKS, IDS = 2000, 200
+GOAL = 1.0
+TARGETS = ("shipped", "before", "legacy")
+BEFORE = {
+    "RESTENGINE_PRELOAD": "off",
+    "RESTENGINE_MAX_REQUESTS": "2000",
+    "RESTENGINE_MAX_REQUESTS_JITTER": "200",
+    "RESTENGINE_ACCESS_LOG": "on",
+}
+COLUMNS = (
+    Column("pair", "pair", 4, "d"),
+    Column("target", "target", 7, "s", left=True),
+    *WRK_COLUMNS,
+    Column("db_ms/1k", "db_cpu_ms_per_1k", 9, ".0f"),
+    LOAD,
+)
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start everything in ``tmp``, warm each app, measure the rounds; stop everything, also on errors."""
+    with Harness(tmp, BOOKS) as harness:
+        shared = harness.services
+        ids = _book_ids(shared.database_uri)
+        ids_file = tmp / "ids.txt"
+        ids_file.write_text("\n".join(ids) + "\n")
+        common = {"RESTENGINE_CACHE_TTL": "0", "RESTENGINE_ACCESS_LOG": "off"}
+        env = shared.env(workers=args.workers, threads=args.threads, **common)
+        apps: dict[str, tuple[Managed, int]] = {}
+        for target, app, extra in (
+            ("shipped", "restengine.wsgi:app", {}),
+            ("before", "restengine.wsgi:app", BEFORE),
+            ("legacy", "bench.peers.legacy_flask:app", {}),
+        ):
+            port = free_port()
+            health = "/healthz"
+            apps[target] = (gunicorn_app(target, port, {**env, **extra}, harness.log_dir, app, health), port)
+        harness.start([proc for proc, _ in apps.values()])
+        print("warming: 2 s of wrk on each app", flush=True)
+        for _, port in apps.values():
+            run(port, 2, args.connections, ids_file)
+        print(header(COLUMNS), flush=True)
+        db_pid = harness.pids()["db"]
+        runs: list[dict[str, Any]] = []
+        for pair in range(1, args.pairs + 1):
+            for target in TARGETS:
+                proc, port = apps[target]
+                assert proc.pid is not None
+                result = measured(lambda port=port: run(port, args.duration, args.connections, ids_file),
+                                  proc.pid, {"db": db_pid}, pair=pair, target=target)  # fmt: skip
+                print(row(result, COLUMNS), flush=True)
+                runs.append(result)
+        return {"runs": runs, "summary": summarize(runs)}
+
+
+def run(port: int, seconds: int, connections: int, ids_file: Path) -> dict[str, Any]:
+    return wrk(port, "/", connections=connections, seconds=seconds, script=LUA, env={"RANDOM_IDS_FILE": str(ids_file)})
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("rps", "p50", "p99", "cpu_ms_per_1k", "db_cpu_ms_per_1k")
+    ratios = {
+        "shipped/before": round_ratios(runs, "shipped", "before"),
+        "shipped/legacy": round_ratios(runs, "shipped", "legacy"),
+        "app cpu shipped/legacy": round_ratios(runs, "shipped", "legacy", key="cpu_ms_per_1k"),
+        "db cpu shipped/legacy": round_ratios(runs, "shipped", "legacy", key="db_cpu_ms_per_1k"),
+    }
+    return {
+        "medians": medians(runs, TARGETS, keys),
+        "pair_ratios": ratios,
+        "ratios": {name: statistics.median(values) for name, values in ratios.items()},
+        "goal": GOAL,
+        "non2xx": sum(r["non2xx"] for r in runs),
+        "socket_errors": sum(r["socket_errors"] for r in runs),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    s = result["summary"]
+    for target in TARGETS:
+        m = s["medians"][target]
+        print(f"median  {target:<8} {m['rps']:.0f} req/s (p99 {m['p99']:.2f} ms), app {m['cpu_ms_per_1k']:.0f} "
+              f"ms CPU / 1k requests, database {m['db_cpu_ms_per_1k']:.0f}")  # fmt: skip
+    for name, ratio in s["ratios"].items():
+        pairs = ", ".join(f"{r:.2f}" for r in s["pair_ratios"][name])
+        print(f"ratio {name}: {ratio:.2f} (rounds: {pairs})")
+    verdict = "PASS" if s["ratios"]["shipped/legacy"] >= GOAL else "BELOW"
+    print(f"goal: shipped >= {GOAL:.1f}x the hand-written view: {verdict}")
+    if s["non2xx"] or s["socket_errors"]:
+        print(f"warning: {s['non2xx']} non-2xx responses, {s['socket_errors']} socket errors")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.process_model", description=__doc__.split("\n\n")[0])
+    add_options(parser)
+    args = resolve(parser.parse_args(argv))
+    config = vars(args) | {"books": BOOKS, "ids": IDS, "wrk_threads": 2, "before": BEFORE}
+    return run_command("process_model", args, bench, report, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
