@@ -180,7 +180,7 @@ def start_services(database_uri: str, books: int, tmp: Path, log_dir: Path) -> S
     try:
         overrides = {"MONGODB_URI": database_uri, "RESTENGINE_SEED_BOOKS": books, "RESTENGINE_DATA_DIR": str(tmp)}
         settings = local_secret(load_stack_settings(overrides, environ={}))
-        prepare_database(settings, (DEMO_MODULE,), progress=False)
+        prepare_database(settings, progress=False)
     except BaseException:
         redis.stop()
         raise
