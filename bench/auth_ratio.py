@@ -53,7 +53,7 @@ from bench.interleaved import (
 )
 from bench.measure import wrk
 from bench.paths import ROOT
-from bench.procs import Harness, gunicorn_app, no_access_log
+from bench.procs import Harness, gunicorn_app
 from restengine.auth.keys import COLLECTION, KeyStore
 from restengine.ops.processes import free_port
 
@@ -151,7 +151,8 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         ):
             env.pop(inherited, None)  # the default policy, and nothing a token would fail on
         port = free_port()
-        options = () if args.access_log else no_access_log(tmp)
+        env["RESTENGINE_ACCESS_LOG"] = "on" if args.access_log else "off"  # the configuration reads it
+        options: tuple[str, ...] = ()
         if args.max_requests is not None:
             options = (*options, "--max-requests", str(args.max_requests))
         app = gunicorn_app("restengine", port, env, harness.log_dir, "restengine.wsgi:app", "/healthz", options)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     add_options(parser, what="rounds")
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default: off)")
     parser.add_argument("--rotate", action="store_true", help="shift the sides' order by one each round")
-    recycle = "gunicorn's max_requests (default: the configuration's, 2000; 0: workers are not recycled)"
+    recycle = "gunicorn's max_requests (default: the configuration's, 0 since issue 14: workers are not recycled)"
     parser.add_argument("--max-requests", type=int, metavar="N", help=recycle)
     args = resolve(parser.parse_args(argv))
     config = vars(args) | {"books": BOOKS, "wrk_threads": 2, "auth": "on", "role": ROLE, "sides": list(SIDES)}

@@ -74,18 +74,9 @@ def gunicorn_app(name: str, port: int, env: dict[str, str], log_dir: Path, app: 
                  options: Sequence[str] = ()) -> Managed:  # fmt: skip
     """gunicorn with the project's gunicorn.conf.py serving ``app`` (module:variable) on ``port``,
     started from the repository root; ready when ``GET health`` answers 200. ``options`` are more
-    gunicorn flags, which override the configuration (e.g. ``no_access_log``). Not started yet."""
+    gunicorn flags, which override the configuration (e.g. ``--max-requests``). Not started yet."""
     proc = gunicorn_process(name, port, env, log_dir)
     return dataclasses.replace(proc, argv=[*proc.argv, *options, app], cwd=ROOT, ready=lambda: http_ok(port, health))
-
-
-def no_access_log(directory: Path) -> tuple[str, ...]:
-    """gunicorn flags for ``gunicorn_app``'s ``options``: the project's configuration without its access
-    log (a ``--config`` file written in ``directory``, which replaces gunicorn.conf.py; gunicorn has no
-    flag that turns a configured access log off)."""
-    path = directory / "gunicorn_no_access_log.py"
-    path.write_text("from restengine.ops.gunicorn_conf import *  # noqa: F403\n\naccesslog = None\n")
-    return ("--config", str(path))
 
 
 def command_app(name: str, argv: list[str], port: int, env: dict[str, str], log_dir: Path, health: str) -> Managed:
