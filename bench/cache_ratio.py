@@ -35,6 +35,7 @@ from bench.interleaved import (
     round_ratios,
     row,
     run_command,
+    warn_errors,
 )
 from bench.measure import wrk
 from bench.paths import SCRIPTS
@@ -140,8 +141,7 @@ def report(result: dict[str, Any]) -> None:
           f"empty {empty['rps']:.0f} req/s (p99 {empty['p99']:.2f} ms)")  # fmt: skip
     print(f"ratio cached item GET / empty endpoint: {s['ratio']:.2f} (pairs: "
           f"{', '.join(f'{r:.2f}' for r in s['pair_ratios'])})  goal >= {GOAL:.2f}: {s['verdict']}")  # fmt: skip
-    if s["non2xx"] or s["socket_errors"]:
-        print(f"warning: {s['non2xx']} non-2xx responses, {s['socket_errors']} socket errors")
+    warn_errors(s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -195,3 +195,9 @@ def round_ratios(runs: Iterable[Mapping[str, Any]], side: str, baseline: str, ke
     """``side``'s ``key`` over ``baseline``'s, round by round (runs in the order they were taken)."""
     sides = by_target(runs, (side, baseline))
     return [a[key] / b[key] for a, b in zip(sides[side], sides[baseline], strict=True)]
+
+
+def warn_errors(summary: Mapping[str, Any]) -> None:
+    """Print a warning when a run had non-2xx answers or socket errors (``summary``'s counts)."""
+    if summary["non2xx"] or summary["socket_errors"]:
+        print(f"warning: {summary['non2xx']} non-2xx responses, {summary['socket_errors']} socket errors")

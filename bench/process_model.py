@@ -41,6 +41,7 @@ from bench.interleaved import (
     round_ratios,
     row,
     run_command,
+    warn_errors,
 )
 from bench.measure import wrk
 from bench.procs import Harness, gunicorn_app
@@ -133,8 +134,7 @@ def report(result: dict[str, Any]) -> None:
         print(f"ratio {name}: {ratio:.2f} (rounds: {pairs})")
     verdict = "PASS" if s["ratios"]["shipped/legacy"] >= GOAL else "BELOW"
     print(f"goal: shipped >= {GOAL:.1f}x the hand-written view: {verdict}")
-    if s["non2xx"] or s["socket_errors"]:
-        print(f"warning: {s['non2xx']} non-2xx responses, {s['socket_errors']} socket errors")
+    warn_errors(s)
 
 
 def main(argv: list[str] | None = None) -> int:
