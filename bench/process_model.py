@@ -11,10 +11,13 @@ bookstore with 2,000 books, then three gunicorn instances on the same worker set
 - ``before``: RestEngine with the defaults before issue 14 (no preload, ``max_requests`` 2000 with 200
   jitter, the access log on);
 - ``legacy``: ``bench.peers.legacy_flask``, a hand-written Flask view doing ``Book.objects.get(id=...)``
-  and ``json.dumps``, on the shipped settings (what a legacy team would write by hand).
+  and ``json.dumps``, on the shipped settings (what a legacy team would write by hand);
+- ``raw``: ``bench.peers.raw_pymongo``, a Flask view doing a bare ``find_one`` and orjson, on the shipped
+  settings (the ceiling for the app's and the database's CPU per request);
+- ``fastapi``: ``bench.peers.fastapi_async``, FastAPI with async PyMongo on uvicorn (2 workers, uvloop).
 
-Runs ``wrk -t2 -c<C> --latency`` with random book ids, interleaved shipped, before, legacy, ... for
---pairs rounds (the machine's speed drifts). Prints every run (with the app's and the database's CPU
+Runs ``wrk -t2 -c<C> --latency`` with random book ids, interleaved shipped, before, legacy, raw, fastapi,
+... for --pairs rounds (the machine's speed drifts). Prints every run (with the app's and the database's CPU
 per 1,000 requests), the medians, and the median of the per-round ratios shipped/before and
 shipped/legacy (goal >= 1.0 for the latter: a report, not an assertion); writes the raw figures to
 bench/results/process_model-<timestamp>.json. Needs ``wrk``.
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache_ratio import LUA, _book_ids
+from bench.configs import UVICORN
 from bench.interleaved import (
     LOAD,
     WRK_COLUMNS,
@@ -44,12 +48,12 @@ from bench.interleaved import (
     warn_errors,
 )
 from bench.measure import wrk
-from bench.procs import Harness, gunicorn_app
+from bench.procs import Harness, command_app, gunicorn_app
 from restengine.ops.processes import Managed, free_port
 
 BOOKS, IDS = 2000, 200
 GOAL = 1.0
-TARGETS = ("shipped", "before", "legacy")
+TARGETS = ("shipped", "before", "legacy", "raw", "fastapi")
 BEFORE = {
     "RESTENGINE_PRELOAD": "off",
     "RESTENGINE_MAX_REQUESTS": "2000",
@@ -79,10 +83,14 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             ("shipped", "restengine.wsgi:app", {}),
             ("before", "restengine.wsgi:app", BEFORE),
             ("legacy", "bench.peers.legacy_flask:app", {}),
+            ("raw", "bench.peers.raw_pymongo:app", {}),
         ):
             port = free_port()
             health = "/healthz"
             apps[target] = (gunicorn_app(target, port, {**env, **extra}, harness.log_dir, app, health), port)
+        port = free_port()
+        fastapi = [*UVICORN, str(port), "bench.peers.fastapi_async:app"]
+        apps["fastapi"] = (command_app("fastapi", fastapi, port, env, harness.log_dir, "/healthz"), port)
         harness.start([proc for proc, _ in apps.values()])
         print("warming: 2 s of wrk on each app", flush=True)
         for _, port in apps.values():
@@ -112,6 +120,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "shipped/legacy": round_ratios(runs, "shipped", "legacy"),
         "app cpu shipped/legacy": round_ratios(runs, "shipped", "legacy", key="cpu_ms_per_1k"),
         "db cpu shipped/legacy": round_ratios(runs, "shipped", "legacy", key="db_cpu_ms_per_1k"),
+        "shipped/fastapi": round_ratios(runs, "shipped", "fastapi"),
+        "app cpu shipped/raw": round_ratios(runs, "shipped", "raw", key="cpu_ms_per_1k"),
+        "db cpu shipped/raw": round_ratios(runs, "shipped", "raw", key="db_cpu_ms_per_1k"),
     }
     return {
         "medians": medians(runs, TARGETS, keys),
