@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from bench.interleaved import (
     WRK_COLUMNS,
     Column,
     add_options,
+    book_ids_file,
     get,
     header,
     measured,
@@ -36,14 +36,13 @@ from bench.interleaved import (
     row,
     run_command,
     warn_errors,
+    wrk_random_ids,
 )
 from bench.measure import wrk
-from bench.paths import SCRIPTS
 from bench.procs import Harness, gunicorn_app
 from restengine.ops.dbserver import HOST
 from restengine.ops.processes import Managed, free_port
 
-LUA = SCRIPTS / "random_ids.lua"
 GOAL = 0.80
 BOOKS, IDS = 2000, 200
 TARGETS = ("cached", "empty")
@@ -54,8 +53,7 @@ def run_wrk(port: int, path: str, seconds: int, connections: int, ids_file: Path
     """``wrk -t2`` against ``path``, or with ``ids_file``: GETs of random book ids from that file."""
     if ids_file is None:
         return wrk(port, path, connections=connections, seconds=seconds)
-    return wrk(port, path, connections=connections, seconds=seconds, script=LUA,
-               env={"RANDOM_IDS_FILE": str(ids_file)})  # fmt: skip
+    return wrk_random_ids(port, seconds, connections, ids_file)
 
 
 def cache_hits(port: int, ids: list[str]) -> int:
@@ -94,9 +92,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start everything in ``tmp`` (logs in tmp/log), warm, measure the pairs; stop everything, also on errors."""
     with Harness(tmp, BOOKS) as harness:
         shared = harness.services
-        ids = _book_ids(shared.database_uri)
-        ids_file = tmp / "ids.txt"
-        ids_file.write_text("\n".join(ids) + "\n")
+        ids, ids_file = book_ids_file(shared.database_uri, tmp, IDS)
 
         # RESTENGINE_CACHE_TTL: fresh for the whole bench, so every measured GET is a hit.
         env = shared.env(workers=args.workers, threads=args.threads, RESTENGINE_CACHE_TTL="3600")
@@ -121,17 +117,6 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             runs.append(measure(pair, "empty", empty, port_b, "/empty", args, redis_pid))
         hits_after = cache_hits(port_a, ids)
         return {"runs": runs, "summary": summarize(runs), "hits_after": f"{hits_after}/{len(ids)}"}
-
-
-def _book_ids(uri: str) -> list[str]:
-    from pymongo import MongoClient
-
-    client: MongoClient[dict[str, Any]] = MongoClient(uri)
-    try:
-        ids = [str(doc["_id"]) for doc in client.get_default_database()["books"].find({}, {"_id": 1})]
-    finally:
-        client.close()
-    return random.Random(1).sample(ids, min(IDS, len(ids)))
 
 
 def report(result: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
-"""What the focused, interleaved benchmarks share (``bench.cache_ratio``, ``bench.auth_ratio``).
+"""What the focused, interleaved benchmarks share (``bench.cache_ratio``, ``bench.auth_ratio``,
+``bench.process_model``).
 
 Each compares sides (apps, or requests to one app) in rounds A B A B …, because the machine's speed
 drifts (shared/FACTS.md), and reads the median of the per-round ratios. Shared here: the command-line
-options and the command's frame (temp dir, Ctrl-C, results JSON), one GET, one measured wrk run
-(requests/s, latency, CPU per 1,000 requests of the app and of the services), the printed table,
-medians and per-round ratios.
+options and the command's frame (temp dir, Ctrl-C, results JSON), a file of random book ids and wrk
+GETs of them, one GET, one measured wrk run (requests/s, latency, CPU per 1,000 requests of the app
+and of the services), the printed table, medians and per-round ratios.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import http.client
 import json
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -23,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.measure import cpu_seconds, versions
-from bench.paths import RESULTS, ROOT
+from bench.measure import cpu_seconds, versions, wrk
+from bench.paths import RESULTS, ROOT, SCRIPTS
 from bench.procs import sigterm_as_interrupt
 from restengine.ops.dbserver import HOST
 
@@ -201,3 +203,27 @@ def warn_errors(summary: Mapping[str, Any]) -> None:
     """Print a warning when a run had non-2xx answers or socket errors (``summary``'s counts)."""
     if summary["non2xx"] or summary["socket_errors"]:
         print(f"warning: {summary['non2xx']} non-2xx responses, {summary['socket_errors']} socket errors")
+
+
+RANDOM_IDS_LUA = SCRIPTS / "random_ids.lua"
+
+
+def book_ids_file(database_uri: str, tmp: Path, count: int) -> tuple[list[str], Path]:
+    """``count`` book ids picked at random (the same ones every run), and a file of them for wrk."""
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(database_uri)
+    try:
+        ids = [str(doc["_id"]) for doc in client.get_default_database()["books"].find({}, {"_id": 1})]
+    finally:
+        client.close()
+    chosen = random.Random(1).sample(ids, min(count, len(ids)))
+    path = tmp / "ids.txt"
+    path.write_text("\n".join(chosen) + "\n")
+    return chosen, path
+
+
+def wrk_random_ids(port: int, seconds: int, connections: int, ids_file: Path) -> dict[str, Any]:
+    """``wrk -t2`` GETs of ``/api/books/<id>``, an id from ``ids_file`` picked at random per request."""
+    return wrk(port, "/", connections=connections, seconds=seconds, script=RANDOM_IDS_LUA,
+               env={"RANDOM_IDS_FILE": str(ids_file)})  # fmt: skip

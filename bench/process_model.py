@@ -31,13 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cache_ratio import LUA, _book_ids
 from bench.configs import UVICORN
 from bench.interleaved import (
     LOAD,
     WRK_COLUMNS,
     Column,
     add_options,
+    book_ids_file,
     header,
     measured,
     medians,
@@ -46,8 +46,8 @@ from bench.interleaved import (
     row,
     run_command,
     warn_errors,
+    wrk_random_ids,
 )
-from bench.measure import wrk
 from bench.procs import Harness, command_app, gunicorn_app
 from restengine.ops.processes import Managed, free_port
 
@@ -73,9 +73,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start everything in ``tmp``, warm each app, measure the rounds; stop everything, also on errors."""
     with Harness(tmp, BOOKS) as harness:
         shared = harness.services
-        ids = _book_ids(shared.database_uri)
-        ids_file = tmp / "ids.txt"
-        ids_file.write_text("\n".join(ids) + "\n")
+        _, ids_file = book_ids_file(shared.database_uri, tmp, IDS)
         common = {"RESTENGINE_CACHE_TTL": "0", "RESTENGINE_ACCESS_LOG": "off"}
         env = shared.env(workers=args.workers, threads=args.threads, **common)
         apps: dict[str, tuple[Managed, int]] = {}
@@ -94,7 +92,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         harness.start([proc for proc, _ in apps.values()])
         print("warming: 2 s of wrk on each app", flush=True)
         for _, port in apps.values():
-            run(port, 2, args.connections, ids_file)
+            wrk_random_ids(port, 2, args.connections, ids_file)
         print(header(COLUMNS), flush=True)
         db_pid = harness.pids()["db"]
         runs: list[dict[str, Any]] = []
@@ -102,15 +100,11 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             for target in TARGETS:
                 proc, port = apps[target]
                 assert proc.pid is not None
-                result = measured(lambda port=port: run(port, args.duration, args.connections, ids_file),
+                result = measured(lambda port=port: wrk_random_ids(port, args.duration, args.connections, ids_file),
                                   proc.pid, {"db": db_pid}, pair=pair, target=target)  # fmt: skip
                 print(row(result, COLUMNS), flush=True)
                 runs.append(result)
         return {"runs": runs, "summary": summarize(runs)}
-
-
-def run(port: int, seconds: int, connections: int, ids_file: Path) -> dict[str, Any]:
-    return wrk(port, "/", connections=connections, seconds=seconds, script=LUA, env={"RANDOM_IDS_FILE": str(ids_file)})
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

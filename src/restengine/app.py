@@ -116,6 +116,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def documents_served_by(settings: Settings) -> list[type[Any]]:
+    """What a worker built from ``settings`` serves, worked out outside one (the command line, gunicorn's master,
+    ``up``): a host app (``RESTENGINE_APP``) is built first, as a worker builds it, so its models are imported
+    and its connection registered. Raises :class:`ConfigError` as :func:`create_app` would."""
+    if settings.app:
+        from restengine.hostapp import locate
+
+        locate(settings.app)
+    return served_documents(settings)
+
+
 def served_documents(settings: Settings) -> list[type[Any]]:
     """The Document classes to serve: those of ``RESTENGINE_DOCUMENTS``; without it, every one a host app
     imported (``RESTENGINE_APP``, located first), else the demo's."""

@@ -94,12 +94,12 @@ def adopt(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_m
     from mongoengine.connection import _connection_settings  # MongoEngine keeps registrations only there
 
     with _lock:
+        if alias in _adopted:
+            return True  # tuned already (its settings are in _registered, for after_fork)
         theirs = _connection_settings.get(alias)
-        if theirs is None or (alias in _registered and alias not in _adopted):
+        if theirs is None or alias in _registered:
             return False
         kwargs = {**client_options(settings, timeout_ms=timeout_ms), **theirs}
-        if alias in _adopted:  # adopted before: its own settings were kept then
-            kwargs = {**_registered[alias], **{k: v for k, v in theirs.items() if k not in _registered[alias]}}
         _adopted.add(alias)
         mongoengine.disconnect(alias)
         mongoengine.register_connection(alias, **kwargs)

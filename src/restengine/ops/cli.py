@@ -40,14 +40,10 @@ def _settings(documents: str | None = None, app: str | None = None) -> StackSett
 
 def _served(settings: StackSettings) -> list[type[Any]]:
     """The Document classes ``settings`` serve; a host app (``--app``) is built first, as a worker builds it."""
-    from restengine.app import served_documents
+    from restengine.app import documents_served_by
 
     with _configuration():
-        if settings.app:
-            from restengine.hostapp import locate
-
-            locate(settings.app)
-        return served_documents(settings)
+        return documents_served_by(settings)
 
 
 @contextlib.contextmanager

@@ -202,13 +202,9 @@ def startup_indexes(settings: Settings) -> list[str]:
     be reached.
     """
     from restengine import db
-    from restengine.app import served_documents
+    from restengine.app import documents_served_by
 
-    if settings.app:
-        from restengine.hostapp import locate
-
-        locate(settings.app)
-    classes = served_documents(settings)  # what cannot be served stops start-up here, whatever the mode
+    classes = documents_served_by(settings)  # what cannot be served stops start-up here, whatever the mode
     if settings.indexes == "off":
         return prepare_indexes([], "off")
     db.use(settings, timeout_ms=120_000)

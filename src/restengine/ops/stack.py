@@ -87,15 +87,11 @@ def http_ok(port: int, path: str = "/healthz", timeout: float = 1.0) -> bool:
 def prepare_database(settings: StackSettings, *, progress: bool = True) -> None:
     """Apply RESTENGINE_INDEXES to the served classes, seed the demo data on its first run, and make the first
     admin key. Raises :class:`ConfigError` when an index is missing (``check``) or cannot be built."""
-    from restengine.app import served_documents
+    from restengine.app import documents_served_by
     from restengine.ops.indexes import prepare_indexes
     from restengine.ops.seed import seed_demo
 
-    if settings.app:
-        from restengine.hostapp import locate
-
-        locate(settings.app)
-    classes = served_documents(settings)
+    classes = documents_served_by(settings)
     db.use(settings, timeout_ms=120_000)
     try:
         for line in prepare_indexes(classes, settings.indexes):
