@@ -59,6 +59,7 @@ def test_defaults_are_gthread_sized_from_the_cpus() -> None:
     assert conf["workers"] == max(2, cpus)
     assert conf["threads"] == 8
     assert conf["pool_threads"] == "8", "the app sizes its pool from the threads"
+    assert conf["worker_connections"] == 1000, "every client of a busy worker gets a turn, none waits in the backlog"
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (0, 0), "no worker recycling unless asked"
     assert conf["graceful_timeout"] > 0
     assert conf["worker_tmp_dir"] == ("/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -107,6 +108,7 @@ def test_gevent_is_one_variable_and_patches_first() -> None:
     assert conf["socket_patched"] is True
     assert conf["pool_threads"] == "50", "the pool is sized from the greenlets a worker runs"
     assert load()["socket_patched"] is False
+    assert load(RESTENGINE_WORKER_CLASS="gevent")["worker_connections"] == 100, "greenlets, each may hold a socket"
 
 
 def test_the_repository_file_loads_the_packaged_configuration() -> None:

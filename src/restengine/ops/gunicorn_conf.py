@@ -49,7 +49,10 @@ proc_name = os.environ.get("RESTENGINE_PROC_NAME", "restengine")
 # Processes give parallelism (one GIL each), threads overlap database waits.
 workers = _env_int("RESTENGINE_WORKERS", _env_int("WEB_CONCURRENCY", max(2, _cpus)))
 threads = _env_int("RESTENGINE_THREADS", 8)
-worker_connections = _env_int("RESTENGINE_WORKER_CONNECTIONS", 100)
+# Open connections per worker. gthread: gunicorn's default, so every client gets a turn at the thread pool
+# (with 100, two workers held 200 of 256 clients and the others waited in the listen backlog, some past wrk's
+# 2 s timeout). gevent: one greenlet per connection, and the PyMongo pool is sized from it, so fewer.
+worker_connections = _env_int("RESTENGINE_WORKER_CONNECTIONS", 100 if worker_class == "gevent" else 1000)
 
 # The app sizes its PyMongo pool from the requests one worker can run at once.
 os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "gevent" else threads)
