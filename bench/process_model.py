@@ -1,11 +1,13 @@
-"""The uncached item GET as shipped, against the previous defaults and against a hand-written view.
+"""The uncached item GET (or list) as shipped, against the previous defaults and against its peers.
 
     .venv/bin/python -m bench.process_model [--quick] [--pairs N] [--duration S] [--connections C]
-                                            [--workers W] [--threads T]
+                                            [--workers W] [--threads T] [--targets A,B,...]
+                                            [--workload item|list] [--books N]
 
 Starts, on free loopback ports in a temp dir: the embedded database, a redis-server, the demo
-bookstore with 2,000 books, then three gunicorn instances on the same worker settings
-(gunicorn.conf.py, W workers x T threads), every GET reaching the database (RestEngine's cache off):
+bookstore with 2,000 books (--books), then the apps (--targets, by default all five), four of them
+gunicorn instances on the same worker settings (gunicorn.conf.py, W workers x T threads), every GET
+reaching the database (RestEngine's cache off):
 
 - ``shipped``: RestEngine as shipped (the app preloaded in the master, no worker recycling, no access log);
 - ``before``: RestEngine with the defaults before issue 14 (no preload, ``max_requests`` 2000 with 200
@@ -16,11 +18,12 @@ bookstore with 2,000 books, then three gunicorn instances on the same worker set
   settings (the ceiling for the app's and the database's CPU per request);
 - ``fastapi``: ``bench.peers.fastapi_async``, FastAPI with async PyMongo on uvicorn (2 workers, uvloop).
 
-Runs ``wrk -t2 -c<C> --latency`` with random book ids, interleaved shipped, before, legacy, raw, fastapi,
-... for --pairs rounds (the machine's speed drifts). Prints every run (with the app's and the database's CPU
-per 1,000 requests), the medians, and the median of the per-round ratios shipped/before and
-shipped/legacy (goal >= 1.0 for the latter: a report, not an assertion); writes the raw figures to
-bench/results/process_model-<timestamp>.json. Needs ``wrk``.
+Runs ``wrk -t2 -c<C> --latency`` with random book ids (``--workload list``: the first page of 20 books
+with a random tag, ``/api/books?tags=<tag>&limit=20``, which every app answers in ``_id`` order),
+interleaved in the order of --targets for --pairs rounds (the machine's speed drifts). Prints every run
+(with the app's and the database's CPU per 1,000 requests), the medians, and the median of the per-round
+ratios of ``shipped`` to each other app (the goal shipped/legacy >= 1.0 is a report, not an assertion);
+writes the raw figures to bench/results/process_model-<timestamp>.json. Needs ``wrk``.
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ from bench.interleaved import (
     warn_errors,
     wrk_random_ids,
 )
+from bench.measure import wrk
 from bench.procs import Harness, command_app, gunicorn_app
+from bench.workload import LUA, TAGS
 from restengine.ops.processes import Managed, free_port
 
 BOOKS, IDS = 2000, 200
+LIST_PATH = "/api/books?tags={tag}&limit=20"  # every app answers it; the tag is one of bench.workload.TAGS
 GOAL = 1.0
 TARGETS = ("shipped", "before", "legacy", "raw", "fastapi")
 BEFORE = {
@@ -72,7 +78,7 @@ COLUMNS = (
 
 def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start everything in ``tmp``, warm each app, measure the rounds; stop everything, also on errors."""
-    with Harness(tmp, BOOKS) as harness:
+    with Harness(tmp, args.books) as harness:
         shared = harness.services
         _, ids_file = book_ids_file(shared.database_uri, tmp, IDS)
         common = {"RESTENGINE_CACHE_TTL": "0", "RESTENGINE_ACCESS_LOG": "off"}
@@ -94,9 +100,16 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             fastapi = [*UVICORN, str(port), "bench.peers.fastapi_async:app"]
             apps["fastapi"] = (command_app("fastapi", fastapi, port, env, harness.log_dir, "/healthz"), port)
         harness.start([proc for proc, _ in apps.values()])
+
+        def load(port: int, seconds: int) -> dict[str, Any]:
+            if args.workload == "list":
+                env = {"WL_KIND": "list", "WL_TAGS": TAGS, "WL_LIST": LIST_PATH}
+                return wrk(port, connections=args.connections, seconds=seconds, script=LUA, env=env)
+            return wrk_random_ids(port, seconds, args.connections, ids_file)
+
         print("warming: 2 s of wrk on each app", flush=True)
         for _, port in apps.values():
-            wrk_random_ids(port, 2, args.connections, ids_file)
+            load(port, 2)
         print(header(COLUMNS), flush=True)
         db_pid = harness.pids()["db"]
         runs: list[dict[str, Any]] = []
@@ -104,7 +117,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             for target in args.targets:
                 proc, port = apps[target]
                 assert proc.pid is not None
-                result = measured(lambda port=port: wrk_random_ids(port, args.duration, args.connections, ids_file),
+                result = measured(lambda port=port: load(port, args.duration),
                                   proc.pid, {"db": db_pid}, pair=pair, target=target)  # fmt: skip
                 print(row(result, COLUMNS), flush=True)
                 runs.append(result)
@@ -159,11 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     add_options(parser)
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"comma-separated apps to measure, in this order (default {','.join(TARGETS)})")  # fmt: skip
+    parser.add_argument("--workload", choices=("item", "list"), default="item",
+                        help=f"item: GET /api/books/<id>; list: {LIST_PATH} (default item)")  # fmt: skip
+    parser.add_argument("--books", type=int, default=BOOKS, help=f"demo books (default {BOOKS})")
     args = resolve(parser.parse_args(argv))
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not args.targets or set(args.targets) - set(TARGETS):
         parser.error(f"--targets: choose from {', '.join(TARGETS)}")
-    config = vars(args) | {"books": BOOKS, "ids": IDS, "wrk_threads": 2, "before": BEFORE}
+    config = vars(args) | {"ids": IDS, "wrk_threads": 2, "before": BEFORE}
     return run_command("process_model", args, bench, report, config)
 
 

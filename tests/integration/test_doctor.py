@@ -212,3 +212,28 @@ def test_classes_sharing_a_collection_are_audited_together(
     assert [
         f for f in vehicles if f["kind"] == "unindexed_filter" and f["resource"] == "truck" and f["field"] == "load"
     ]
+
+
+def test_a_filter_with_many_matches_in_the_default_order_needs_the_index_with_the_id(
+    mongodb_uri: str, database: Database[dict[str, Any]]
+) -> None:
+    """``?views=7`` is served by ``{views: 1}`` but comes in ``_id`` order: with more matches than a page, every
+    page reads and sorts them all until ``{views: 1, _id: 1}`` exists. A value matching a page or less, and a
+    field whose index already ends with ``_id``, are not reported."""
+    articles = database.doctor_articles
+    articles.insert_many([{"slug": f"s{i}", "code": f"c{i}", "title": "Same", "views": 7} for i in range(101)])
+    articles.create_index([("views", 1)])
+    articles.create_index([("title", 1), ("_id", 1)])
+    _, found = findings(mongodb_uri, "--documents", PROBLEMS)
+    sort = one(found, "unindexed_filtered_sort", field="views")
+    assert sort["index"] == {"views": 1, "_id": 1} and '("views", "id")' in sort["fix"]
+    assert "more than 100 documents match" in sort["detail"] and "SORT" in sort["detail"]
+    assert {f["field"] for f in found if f["kind"] == "unindexed_filtered_sort"} == {"views"}  # not title
+
+    articles.create_index([("views", 1), ("_id", 1)])
+    _, found = findings(mongodb_uri, "--documents", PROBLEMS)
+    assert not [f for f in found if f["kind"] == "unindexed_filtered_sort"]
+    articles.delete_many({"views": 7, "slug": {"$ne": "s0"}})  # one match now: no index needed
+    articles.drop_index([("views", 1), ("_id", 1)])
+    _, found = findings(mongodb_uri, "--documents", PROBLEMS)
+    assert not [f for f in found if f["kind"] == "unindexed_filtered_sort"]

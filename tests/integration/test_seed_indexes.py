@@ -12,7 +12,7 @@ from restengine.documents import load_documents
 from restengine.ops.indexes import create_indexes, format_report
 from restengine.ops.seed import seed_demo
 
-BOOK_INDEXES = {"isbn_1", "author_1", "tags_1", "published_-1", "price_1", "author_1_published_-1"}
+BOOK_INDEXES = {"isbn_1", "author_1", "tags_1__id_1", "published_-1", "price_1", "author_1_published_-1"}
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from restengine.demo.bookstore import Author, Book
 from restengine.ops.indexes import IndexReport, create_indexes, format_report
 from tests import legacy_models_for_discovery as legacy
 
-BOOK_INDEXES = ("isbn_1", "author_1", "tags_1", "published_-1", "price_1", "author_1_published_-1")
+BOOK_INDEXES = ("isbn_1", "author_1", "tags_1__id_1", "published_-1", "price_1", "author_1_published_-1")
 
 
 @pytest.fixture(autouse=True)

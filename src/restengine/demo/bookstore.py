@@ -61,7 +61,7 @@ class Book(Document):
 
     meta: dict[str, Any] = {
         "collection": "books",
-        "indexes": ["author", "tags", "-published", "price", ("author", "-published")],
+        "indexes": ["author", ("tags", "id"), "-published", "price", ("author", "-published")],
     }
 
     def clean(self) -> None:

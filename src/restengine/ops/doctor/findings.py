@@ -17,6 +17,8 @@ UNINDEXED_FILTER = "unindexed_filter"
 """A field clients may filter on, whose query scans the whole collection (``COLLSCAN``)."""
 UNINDEXED_SORT = "unindexed_sort"
 """A sort clients may ask for (or the default sort), which the database does in memory (a ``SORT`` stage)."""
+UNINDEXED_FILTERED_SORT = "unindexed_filtered_sort"
+"""A filter an index serves, whose matches (more than a page holds) the default order then sorts in memory."""
 WRONG_TYPE = "wrong_type"
 """Stored values of another type than their field's: the API reads them as ``null`` (``_unreadable``)."""
 UNREADABLE_VALUE = "unreadable_value"
@@ -36,6 +38,7 @@ KINDS = (
     INDEX_DIFFERS,
     UNINDEXED_FILTER,
     UNINDEXED_SORT,
+    UNINDEXED_FILTERED_SORT,
     WRONG_TYPE,
     UNREADABLE_VALUE,
     MISSING_REQUIRED,

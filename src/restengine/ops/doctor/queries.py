@@ -5,7 +5,11 @@ For each field a resource lets clients filter on with an operator an index can s
 the winning plan is a finding, fixed by ``{path: 1}``. For each sort a client may ask for (every sortable
 field, ascending and descending, each with the ``_id`` tiebreak ``pagination.parse_sort`` adds) and the
 default sort, ``find().sort(...)`` is explained; a blocking ``SORT`` stage is a finding, fixed by the index
-with exactly those keys. Both queries carry the resource's own filter (``_cls`` for a subclass).
+with exactly those keys. A list filtered by equality on an indexed field comes in the default order, which a
+single-field index cannot give: when the stored value explained matches more documents than the largest page,
+``find({path: value}).sort(_id)`` is explained too, and a blocking ``SORT`` is a finding fixed by
+``{path: 1, _id: 1}`` (every match is read and sorted for each page otherwise). All these queries carry the
+resource's own filter (``_cls`` for a subclass).
 
 The plan is read as mongod writes it (``queryPlanner.winningPlan``, nested ``inputStage``/``inputStages``,
 ``queryPlan`` under the slot-based engine, ``shards``); SecantusDB answers in the same shape. Where mongod's
@@ -16,7 +20,7 @@ scans and sorts for an ``_id`` sort, a ``$exists`` or a ``_cls``-prefixed index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -30,6 +34,7 @@ from restengine.errors import InvalidParameter
 from restengine.ops.doctor.findings import (
     CHECK_FAILED,
     UNINDEXED_FILTER,
+    UNINDEXED_FILTERED_SORT,
     UNINDEXED_SORT,
     Finding,
     Key,
@@ -99,6 +104,16 @@ def serves_sort(indexes: Iterable[Index], sort: Sequence[tuple[str, int]], after
     return False
 
 
+def serves_filtered_sort(indexes: Iterable[Index], path: str, after_cls: bool) -> bool:
+    """Whether one of ``indexes`` gives the default order of the documents equal on ``path``: its keys begin with
+    ``path`` then ``_id`` (after ``_cls`` when the query names the class)."""
+    for index in indexes:
+        keys = [p for p, _ in index.key] if index.usable else []
+        if keys[:2] == [path, "_id"] or (after_cls and keys[:3] == ["_cls", path, "_id"]):
+            return True
+    return False
+
+
 def representative(sample: Sequence[Mapping[str, Any]], db_path: str) -> Any:
     """The first stored scalar at ``db_path`` (through lists) in ``sample``; ``None`` when there is none."""
     for raw in sample:
@@ -115,9 +130,9 @@ def representative(sample: Sequence[Mapping[str, Any]], db_path: str) -> Any:
     return None
 
 
-def _filter_paths(resource: Resource) -> list[FieldPath]:
-    """The field paths clients may filter on with an operator an index serves."""
-    found: list[FieldPath] = []
+def _filter_paths(resource: Resource) -> list[tuple[FieldPath, str]]:
+    """The field paths clients may filter on with an operator an index serves, each with the first such operator."""
+    found: list[tuple[FieldPath, str]] = []
     for path, _ in field_paths(resource.doc_cls):
         for op in INDEXABLE:
             name = path if op == "eq" else f"{path}__{op}"
@@ -128,7 +143,7 @@ def _filter_paths(resource: Resource) -> list[FieldPath]:
             except InvalidParameter:
                 continue
             if parsed == op and fp.name == path:
-                found.append(fp)
+                found.append((fp, op))
                 break
     return found
 
@@ -184,11 +199,15 @@ def query_findings(
             findings.append(Finding(resource.name, collection.name, CHECK_FAILED, detail))
             return []
 
-    for fp in _filter_paths(resource):
+    for fp, op in _filter_paths(resource):
         value = representative(sample, fp.db_path)
         query = conjunction(base, {fp.db_path: {"$exists": True} if value is None else value})
         stages = check(f"a filter on {fp.name}", query, None)
-        if stages == [] or serves_filter(indexes, fp.db_path, after_cls):
+        if stages == []:
+            continue
+        if serves_filter(indexes, fp.db_path, after_cls):
+            if value is not None and op == "eq":
+                findings += _filtered_sort(resource, collection, indexes, fp, query, check)
             continue
         if stages is None or "COLLSCAN" in stages:
             key: Key = ((fp.db_path, 1),)
@@ -223,6 +242,46 @@ def query_findings(
                 )
             )
     return findings
+
+
+def _filtered_sort(
+    resource: Resource,
+    collection: Any,
+    indexes: Sequence[Index],
+    fp: FieldPath,
+    query: Mapping[str, Any],
+    check: Callable[[str, Mapping[str, Any], Sequence[tuple[str, int]] | None], list[str] | None],
+) -> list[Finding]:
+    """The finding for a list filtered on ``fp`` (served by an index) in the default order, when the matches of
+    ``query`` are more than a page and no index gives them in that order (see the module)."""
+    after_cls = _cls_filtered(resource)
+    if serves_filtered_sort(indexes, fp.db_path, after_cls):
+        return []
+    page = resource.options.max_limit
+    try:
+        matches = collection.count_documents(query, limit=page + 1)
+    except PyMongoError:
+        return []  # the explain below reports what the database refuses
+    if matches <= page:
+        return []
+    stages = check(f"a filter on {fp.name} in the default order", query, DEFAULT_SORT)
+    if stages == [] or (stages is not None and "SORT" not in stages):
+        return []
+    key: Key = ((fp.db_path, 1), *DEFAULT_SORT)
+    steps = [(".".join(fp.attr_path), 1), (pk_name(resource.doc_cls), 1)]
+    return [
+        Finding(
+            resource.name,
+            collection.name,
+            UNINDEXED_FILTERED_SORT,
+            f"?{fp.name}=<value> in the default order reads every match and sorts it in memory for each page "
+            f"(more than {page} documents match a stored value; {_plan(stages)})",
+            f"create index {key_text(key)}: declare {meta_spec(steps)} in meta['indexes'] of "
+            f"{resource.doc_cls.__name__} and run restengine indexes",
+            field=fp.name,
+            index=key,
+        )
+    ]
 
 
 def _plan(stages: list[str] | None) -> str:
