@@ -12,6 +12,8 @@ trace.
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
@@ -146,8 +148,11 @@ def acceptable(accept: str | None) -> bool:
     The one place this is decided: the API's views answer :class:`NotAcceptable` otherwise, and a layer
     answering before them (the response cache) must leave such a request to them.
     """
-    if not accept:
-        return True
+    return not accept or _takes_json(accept)
+
+
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct values; parsing one costs more than a read
+def _takes_json(accept: str) -> bool:
     return parse_accept_header(accept, MIMEAccept).best_match((JSON, PROBLEM_JSON)) is not None
 
 

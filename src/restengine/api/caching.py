@@ -210,6 +210,8 @@ class CacheHits:
         resource = self.resources.get(route.resource)
         if resource is None or "expand" in environ.get("QUERY_STRING", ""):
             return None  # the view answers 404, or works out what the expansions depend on
+        if self.policy.ttl(resource) <= 0:
+            return None  # not cached: nothing to look up (the caller's scope keeps the resource's options)
         if self.scope is not None:
             resource = self.scope(resource, environ)
         if route.item is None:
