@@ -31,8 +31,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.configs import UVICORN
@@ -170,8 +170,8 @@ def report(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.process_model", description=__doc__.split("\n\n")[0])
     add_options(parser)
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated apps to measure, in this order (default {','.join(TARGETS)})")  # fmt: skip
+    every = ",".join(TARGETS)
+    parser.add_argument("--targets", default=every, help=f"apps to measure, in this order (default {every})")
     parser.add_argument("--workload", choices=("item", "list"), default="item",
                         help=f"item: GET /api/books/<id>; list: {LIST_PATH} (default item)")  # fmt: skip
     parser.add_argument("--books", type=int, default=BOOKS, help=f"demo books (default {BOOKS})")

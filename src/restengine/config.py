@@ -289,6 +289,13 @@ class Settings:
         1000,
         "How long concurrent misses of one key wait for the request rebuilding it before querying themselves.",
     )
+    cache_near_mb: int = setting(
+        "RESTENGINE_CACHE_NEAR_MB",
+        parse_int,
+        32,
+        "Megabytes of hot cached responses each worker keeps in memory, answered without a Redis round trip and "
+        "invalidated by Redis (client tracking); 0 turns it off.",
+    )
     cache_breaker_seconds: int = setting(
         "RESTENGINE_CACHE_BREAKER_SECONDS",
         lambda n, v: parse_int(n, v, 1),

@@ -13,7 +13,6 @@ trace.
 from __future__ import annotations
 
 import functools
-
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus

@@ -4,7 +4,9 @@ Keys carry the *generations* of what the response was built from. A write
 bumps them after the database write committed, so every worker of every
 instance stops using the older entries at once, with no ``KEYS``/``SCAN``
 anywhere. A lookup is one Redis round trip: a small Lua script reads the
-generations and the entry together. Per collection there are three kinds:
+generations and the entry together; a hot entry none at all, answered from
+the worker's near cache (``restengine.cache.near``), which Redis's client
+tracking tells of every generation change. Per collection there are three kinds:
 
 * the collection's generation (``re:g:<db>.<coll>``), bumped by every write:
   lists, and expanded references, use it;

@@ -15,6 +15,7 @@ from mongoengine import signals
 
 from restengine.cache.backends import Backend, CircuitBreaker, LocalBackend, RedisBackend, Unavailable
 from restengine.cache.keys import ITEMS_MAX, CollectionKeys, item_token, stored_pk
+from restengine.cache.near import NearCache
 from restengine.config import Settings
 from restengine.redisconn import RedisConnection
 
@@ -76,6 +77,7 @@ class ResponseCache:
         self.shared = redis_conn.configured
         self.backend: Backend = RedisBackend(redis_conn, self.breaker) if self.shared else LocalBackend()
         self.database = ""  # set by init_app: generations are per database and collection
+        self.near: NearCache | None = None  # set by init_app when Redis is shared and RESTENGINE_CACHE_NEAR_MB > 0
 
     # ------------------------------------------------------------ generations
 
@@ -97,6 +99,8 @@ class ResponseCache:
         generations = [key for keys in map(self.keys, set(collections)) for key in (keys.generation, keys.documents)]
         if not generations:
             return
+        if self.near is not None:  # this process knows now, whether or not Redis hears of it
+            self.near.forget(generations)
         try:
             self.backend.bump(generations)
         except Unavailable:
@@ -108,8 +112,11 @@ class ResponseCache:
         if None in tokens or len(tokens) > ITEMS_MAX:
             self.invalidate([collection])
             return
+        keys, items = self.keys(collection), sorted(t for t in tokens if t is not None)
+        if self.near is not None:  # this process knows now; owed to Redis, the bump becomes collection-wide
+            self.near.forget([keys.generation, keys.documents, *map(keys.item, items)])
         try:
-            self.backend.bump_items(self.keys(collection), sorted(t for t in tokens if t is not None))
+            self.backend.bump_items(keys, items)
         except Unavailable:
             log.warning("could not invalidate %s now; will when Redis answers (TTL bounds staleness)", collection)
 
@@ -127,11 +134,19 @@ class ResponseCache:
 
         ``None`` when the cache cannot be reached (Redis down, breaker open).
         """
+        near, epoch = self.near, None
+        if near is not None:
+            known, epoch = near.find(base, generations)
+            if known is not None:
+                return known
         try:
             full, value = self.backend.lookup(base, generations)
         except Unavailable:
             return None
-        return Lookup(full, None if value is None else Entry.decode(value))
+        found = Lookup(full, None if value is None else Entry.decode(value))
+        if near is not None:
+            near.learn(base, generations, found, epoch)
+        return found
 
     def read(
         self,
@@ -205,8 +220,12 @@ class ResponseCache:
         return None
 
     def _put(self, key: str, entry: Entry, ttl: float, life_key: str) -> None:
-        with contextlib.suppress(Unavailable):
+        try:
             self.backend.put(key, entry.encode(), ttl + self.stale_ttl, life_key)
+        except Unavailable:
+            return
+        if self.near is not None:
+            self.near.keep(key, entry)
 
 
 def init_app(app: Flask, settings: Settings, redis_conn: RedisConnection) -> ResponseCache:
@@ -218,6 +237,8 @@ def init_app(app: Flask, settings: Settings, redis_conn: RedisConnection) -> Res
     """
     cache = ResponseCache(settings, redis_conn)
     cache.database = settings.database_name()
+    if cache.enabled and cache.shared and settings.cache_near_mb > 0:
+        cache.near = NearCache(redis_conn, cache.database, settings.cache_near_mb * 1024 * 1024)
     workers = os.environ.get("RESTENGINE_WORKER_PROCESSES", "1")
     if cache.enabled and not cache.shared:
         if workers.isdigit() and int(workers) > 1:
