@@ -5,11 +5,13 @@
                                             [--workload item|list] [--books N]
 
 Starts, on free loopback ports in a temp dir: the embedded database, a redis-server, the demo
-bookstore with 2,000 books (--books), then the apps (--targets, by default all five), four of them
+bookstore with 2,000 books (--books), then the apps (--targets, by default all six), five of them
 gunicorn instances on the same worker settings (gunicorn.conf.py, W workers x T threads), every GET
 reaching the database (RestEngine's cache off):
 
 - ``shipped``: RestEngine as shipped (the app preloaded in the master, no worker recycling, no access log);
+- ``cached``: the same with the response cache on, as shipped (``RESTENGINE_CACHE_TTL`` 60: Redis and each
+  worker's near cache); every GET after the warm-up is a hit (the equal-footing comparison is ``shipped``);
 - ``before``: RestEngine with the defaults before issue 14 (no preload, ``max_requests`` 2000 with 200
   jitter, the access log on);
 - ``legacy``: ``bench.peers.legacy_flask``, a hand-written Flask view doing ``Book.objects.get(id=...)``
@@ -60,7 +62,8 @@ from restengine.ops.processes import Managed, free_port
 BOOKS, IDS = 2000, 200
 LIST_PATH = "/api/books?tags={tag}&limit=20"  # every app answers it; the tag is one of bench.workload.TAGS
 GOAL = 1.0
-TARGETS = ("shipped", "before", "legacy", "raw", "fastapi")
+TARGETS = ("shipped", "cached", "before", "legacy", "raw", "fastapi")
+CACHED = {"RESTENGINE_CACHE_TTL": "60"}  # the shipped default: the shared cache (Redis) and each worker's near cache
 BEFORE = {
     "RESTENGINE_PRELOAD": "off",
     "RESTENGINE_MAX_REQUESTS": "2000",
@@ -86,6 +89,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         apps: dict[str, tuple[Managed, int]] = {}
         for target, app, extra in (
             ("shipped", "restengine.wsgi:app", {}),
+            ("cached", "restengine.wsgi:app", CACHED),
             ("before", "restengine.wsgi:app", BEFORE),
             ("legacy", "bench.peers.legacy_flask:app", {}),
             ("raw", "bench.peers.raw_pymongo:app", {}),
@@ -125,22 +129,24 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 RATIOS = (
-    ("shipped/before", "before", "rps"),
-    ("shipped/legacy", "legacy", "rps"),
-    ("app cpu shipped/legacy", "legacy", "cpu_ms_per_1k"),
-    ("db cpu shipped/legacy", "legacy", "db_cpu_ms_per_1k"),
-    ("shipped/fastapi", "fastapi", "rps"),
-    ("app cpu shipped/raw", "raw", "cpu_ms_per_1k"),
-    ("db cpu shipped/raw", "raw", "db_cpu_ms_per_1k"),
+    ("cached/fastapi", "fastapi", "rps", "cached"),
+    ("cached/legacy", "legacy", "rps", "cached"),
+    ("shipped/before", "before", "rps", "shipped"),
+    ("shipped/legacy", "legacy", "rps", "shipped"),
+    ("app cpu shipped/legacy", "legacy", "cpu_ms_per_1k", "shipped"),
+    ("db cpu shipped/legacy", "legacy", "db_cpu_ms_per_1k", "shipped"),
+    ("shipped/fastapi", "fastapi", "rps", "shipped"),
+    ("app cpu shipped/raw", "raw", "cpu_ms_per_1k", "shipped"),
+    ("db cpu shipped/raw", "raw", "db_cpu_ms_per_1k", "shipped"),
 )
 
 
 def summarize(runs: list[dict[str, Any]], targets: Sequence[str] = TARGETS) -> dict[str, Any]:
     keys = ("rps", "p50", "p99", "cpu_ms_per_1k", "db_cpu_ms_per_1k")
     ratios = {
-        name: round_ratios(runs, "shipped", baseline, key=key)
-        for name, baseline, key in RATIOS
-        if "shipped" in targets and baseline in targets
+        name: round_ratios(runs, side, baseline, key=key)
+        for name, baseline, key, side in RATIOS
+        if side in targets and baseline in targets
     }
     return {
         "medians": medians(runs, targets, keys),
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not args.targets or set(args.targets) - set(TARGETS):
         parser.error(f"--targets: choose from {', '.join(TARGETS)}")
-    config = vars(args) | {"ids": IDS, "wrk_threads": 2, "before": BEFORE}
+    config = vars(args) | {"ids": IDS, "wrk_threads": 2, "before": BEFORE, "cached": CACHED}
     return run_command("process_model", args, bench, report, config)
 
 
