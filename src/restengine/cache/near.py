@@ -163,12 +163,10 @@ class NearCache:
             self._forget()
         now = time.monotonic()
         if self._conn is None:
-            if self.unsupported or now < self._retry_at:
-                return False
-            self._retry_at = now + RETRY_AFTER
-            self._open(now)
-            if self._conn is None:
-                return False
+            if not self.unsupported and now >= self._retry_at:  # opened aside: no request waits for a connect
+                self._retry_at = now + RETRY_AFTER
+                threading.Thread(target=self._open, name="restengine-near-cache", daemon=True).start()
+            return False
         try:
             if now >= self._ping_at:
                 self._conn.send_command("PING", check_health=False)
@@ -198,8 +196,9 @@ class NearCache:
             self._pong_at = now
             self._forget()  # nothing learnt before this point is trusted
 
-    def _open(self, now: float) -> None:
-        conn = None
+    def _open(self) -> None:
+        """Open the tracking connection (in a thread of its own) and hand it over unless one is already there."""
+        pid, conn = os.getpid(), None
         try:
             pool = self.redis_conn.client().connection_pool
             # RESP2 whatever the client speaks: the messages are then plain replies on this connection (RESP3
@@ -224,8 +223,13 @@ class NearCache:
             else:
                 log.info("near cache: cannot open the tracking connection (%s); retrying", type(exc).__name__)
             return
-        self._conn, self._ping_at, self._pong_at = conn, now, now
-        # The subscription is confirmed by a message read like any other (_handle).
+        with self._lock:
+            if self._conn is None and self._pid == pid:
+                now = time.monotonic()
+                self._conn, self._ping_at, self._pong_at = conn, now, now
+                return  # the subscription is confirmed by a message read like any other (_handle)
+        with contextlib.suppress(RedisError, OSError):
+            conn.disconnect()
 
     def _close(self) -> None:
         conn, self._conn, self._subscribed = self._conn, None, False
