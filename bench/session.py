@@ -17,6 +17,8 @@ from pymongo import MongoClient
 from bench.configs import deep_page
 from bench.procs import FreshDatabase, Services, start_services
 from restengine.api.pagination import CursorCodec
+from restengine.auth.keys import COLLECTION as KEYS
+from restengine.auth.keys import KeyStore
 from restengine.ops.processes import Managed, free_port
 
 
@@ -49,6 +51,7 @@ class Data:
     ids: Path  # 1,000 book ids
     authors: Path  # every author's id
     one: Path  # a single dummy id: the deep pages' paths take none
+    writer_key: str = ""  # an API key with the admin role: RestEngine lets only admins write by default
 
 
 @dataclasses.dataclass
@@ -105,8 +108,11 @@ def _write_data(uri: str, tmp: Path, books: int, secret_key: str) -> tuple[Data,
         # The cursor a client holds after walking to the deep page (page 500 of the full data set).
         before_deep = db.books.find({}, {"_id": 1}).sort("_id", 1).skip((deep_page(books) - 1) * 20 - 1)
         last = before_deep.limit(1).next()["_id"]
+        # Writes need the admin role (the default policy): the workload's POSTs carry this key, as a client's
+        # would. The peers have no access check and ignore the header.
+        writer = KeyStore(lambda: db[KEYS]).create("admin", name="bench writer")[1]
     cursor = CursorCodec(secret_key.encode(), "books").encode([("_id", 1)], [last])
-    data = Data(ids=tmp / "ids.txt", authors=tmp / "authors.txt", one=tmp / "one.txt")
+    data = Data(ids=tmp / "ids.txt", authors=tmp / "authors.txt", one=tmp / "one.txt", writer_key=writer)
     data.ids.write_text("\n".join(ids) + "\n")
     data.authors.write_text("\n".join(authors) + "\n")
     data.one.write_text("x\n")

@@ -27,7 +27,7 @@ def run_wrk(session: Session, config: Config, workload: str, port: int, connecti
     env = {"WL_IDS": str(data.ids), "WL_AUTHORS": str(data.authors), "WL_TAGS": TAGS,
            "WL_ITEM": config.item, "WL_CREATE": config.create, "WL_NONCE": str(session.nonce()),
            "WL_LIST": config.expand if workload == "expand" else config.list,
-           "WL_KIND": KINDS.get(workload, workload)}  # fmt: skip
+           "WL_KIND": KINDS.get(workload, workload), "WL_AUTH": f"Bearer {data.writer_key}"}  # fmt: skip
     if config.body:
         env["WL_BODY"] = config.body
     if workload.startswith("deep") and config.deep:

@@ -5,6 +5,7 @@
 --   WL_CREATE   create path; WL_BODY: JSON body template with "{isbn}" and "{author}"
 --   WL_IDS, WL_AUTHORS: files of ids, one per line; WL_TAGS: comma-separated tags
 --   WL_NONCE    0-999, makes ISBNs unique across runs
+--   WL_AUTH     Authorization header value of every POST (RestEngine lets only the admin role write)
 
 local function lines(path)
   local out = {}
@@ -18,6 +19,7 @@ local list = os.getenv("WL_LIST") or "/api/books?tags={tag}&limit=20"
 local create = os.getenv("WL_CREATE") or "/api/books"
 local body = os.getenv("WL_BODY") or '{"title":"Bench","isbn":"{isbn}","author":"{author}","price":"9.99","tags":["bench"]}'
 local nonce = tonumber(os.getenv("WL_NONCE") or "0")
+local auth = os.getenv("WL_AUTH")
 local ids, authors = lines(os.getenv("WL_IDS")), lines(os.getenv("WL_AUTHORS"))
 local tags = {}
 for tag in string.gmatch(os.getenv("WL_TAGS") or "", "[^,]+") do tags[#tags + 1] = tag end
@@ -41,7 +43,9 @@ local function post()
   counter = counter + 1
   local isbn = string.format("9%03d%02d%07d", nonce % 1000, (thread_number or 0) % 100, counter % 10000000)
   local payload = body:gsub("{isbn}", isbn):gsub("{author}", authors[math.random(#authors)])
-  return wrk.format("POST", create, {["Content-Type"] = "application/json"}, payload)
+  local headers = {["Content-Type"] = "application/json"}
+  if auth and auth ~= "" then headers["Authorization"] = auth end
+  return wrk.format("POST", create, headers, payload)
 end
 
 function request()
