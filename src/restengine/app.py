@@ -19,6 +19,7 @@ from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
 from restengine.auth.policy import load_policy
 from restengine.auth.tokens import JwtVerifier
 from restengine.config import Settings, load_settings, require_secret
+from restengine.cors import Cors
 from restengine.jsonresp import json_response
 
 if TYPE_CHECKING:
@@ -161,20 +162,25 @@ def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> 
 
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
        client's address, scheme and host, as later layers and URLs see them.
-    2. The checks every request must pass, a cached one included, after the
+    2. ``Cors`` (with ``RESTENGINE_CORS_ORIGINS``): the headers a browser on another site needs, on every
+       answer, a refusal or a cached hit included.
+    3. The checks every request must pass, a cached one included, after the
        client is known and before anything can answer: ``Guard``, the API's
        access check (who is asking, and may they); rate limits and metrics
        belong here too.
-    3. ``CacheHits``: a fresh cached GET of the API answered from the shared
+    4. ``CacheHits``: a fresh cached GET of the API answered from the shared
        cache, without entering Flask; anything else goes on, its lookup
        handed to the view.
-    4. Flask: routing, request ids, the views (each under the database
+    5. Flask: routing, request ids, the views (each under the database
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
     layers: list[Layer] = []
     if settings.proxy_count:
         n = settings.proxy_count
         layers.append(lambda inner: ProxyFix(inner, x_for=n, x_proto=n, x_host=n, x_port=n))
+    if settings.cors_origins:
+        origins = settings.cors_origins
+        layers.append(lambda inner: Cors(inner, origins))
     layers.append(api.guard)
     layers.append(api.cache_hits)
     wsgi = flask_app

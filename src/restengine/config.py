@@ -69,6 +69,18 @@ def parse_url_prefix(name: str, raw: Any) -> str:
     return value
 
 
+def parse_origins(name: str, raw: Any) -> tuple[str, ...]:
+    """Exact browser origins (``scheme://host[:port]``), or ``*`` alone; none: CORS off."""
+    origins = parse_list(name, raw)
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin == "*" or not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#*@ "):
+            raise ConfigError(f"{name}: expected origins such as https://app.example.com (or * alone), got {origin!r}")
+    return origins
+
+
 def parse_choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(name: str, raw: Any) -> str:
         value = parse_str(name, raw).lower()
@@ -254,6 +266,12 @@ class Settings:
         parse_int,
         0,
         "Trusted proxies in front of gunicorn (1 behind the bundled nginx); 0 trusts no X-Forwarded-* header.",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "RESTENGINE_CORS_ORIGINS",
+        parse_origins,
+        (),
+        "Browser origins allowed to call the API from other sites (comma-separated, exact, or * alone); empty: none.",
     )
     # The worker reads it too: with MONGODB_URI unset it connects to the embedded server's port.
     db_port: int = setting("RESTENGINE_DB_PORT", parse_port, 27017, "Port of the embedded database server.")
