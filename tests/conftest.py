@@ -24,6 +24,8 @@ os.environ.setdefault("RESTENGINE_SECRET_KEY", TEST_SECRET)
 # The suite tests the API itself with open access; tests of the access check turn it on
 # (tests/integration/test_access.py, tests/e2e/test_access_gunicorn.py).
 os.environ.setdefault("RESTENGINE_AUTH", "off")
+# Likewise every filter operator; the default (no index-less text filters) has its own tests (test_expensive.py).
+os.environ.setdefault("RESTENGINE_EXPENSIVE_FILTERS", "*")
 # gunicorn's access log (off by default: nginx logs every request): tests read the worker pids from it.
 os.environ.setdefault("RESTENGINE_ACCESS_LOG", "on")
 

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from restengine import cache, db, errors, health, redisconn, requestid
 from restengine.api import Api
 from restengine.api.access import Access
-from restengine.api.resource import Resource
+from restengine.api.resource import Resource, default_name
 from restengine.auth.keys import COLLECTION as KEYS_COLLECTION
 from restengine.auth.keys import KeyStore
 from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
@@ -102,7 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         cache=response_cache,
     )
     for doc_cls in served_documents(settings):
-        api.register(doc_cls)
+        api.register(doc_cls, expensive=expensive_grants(settings.expensive_filters, default_name(doc_cls)))
     access = access_from_settings(settings, api.resources)
     if access is not None:
         api.protect(access)
@@ -155,6 +155,13 @@ def access_from_settings(settings: Settings, resources: Mapping[str, Resource]) 
     access = Access(policy, keys=keys, tokens=tokens if tokens.configured else None)
     access.compile(resources)
     return access
+
+
+def expensive_grants(entries: tuple[str, ...], resource: str) -> list[str]:
+    """What ``RESTENGINE_EXPENSIVE_FILTERS`` allows on the resource ``resource`` (``ResourceOptions.expensive``)."""
+    if "*" in entries or resource in entries:
+        return ["*"]
+    return [entry.partition(".")[2] for entry in entries if entry.partition(".")[0] == resource]
 
 
 def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> WSGIApplication:

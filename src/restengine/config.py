@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlsplit
@@ -79,6 +80,15 @@ def parse_origins(name: str, raw: Any) -> tuple[str, ...]:
         if origin == "*" or not sep or scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#*@ "):
             raise ConfigError(f"{name}: expected origins such as https://app.example.com (or * alone), got {origin!r}")
     return origins
+
+
+def parse_expensive(name: str, raw: Any) -> tuple[str, ...]:
+    """``*``, ``<resource>`` or ``<resource>.<path>[__<operator>]`` entries (see ``ResourceOptions.expensive``)."""
+    entries = parse_list(name, raw)
+    for entry in entries:
+        if not re.fullmatch(r"\*|\w+(\.\w+)?", entry):
+            raise ConfigError(f"{name}: expected *, a resource, or resource.field__operator, got {entry!r}")
+    return entries
 
 
 def parse_choice(*choices: str) -> Callable[[str, Any], str]:
@@ -266,6 +276,13 @@ class Settings:
         parse_int,
         0,
         "Trusted proxies in front of gunicorn (1 behind the bundled nginx); 0 trusts no X-Forwarded-* header.",
+    )
+    expensive_filters: tuple[str, ...] = setting(
+        "RESTENGINE_EXPENSIVE_FILTERS",
+        parse_expensive,
+        (),
+        "Filters no index can serve (contains, icontains, istartswith, endswith, iendswith, iexact) clients may use: "
+        "books.title__icontains, books.title (all on a field), books (all on a resource), or *; default none.",
     )
     cors_origins: tuple[str, ...] = setting(
         "RESTENGINE_CORS_ORIGINS",

@@ -18,7 +18,14 @@ from mongoengine.base import BaseField
 
 from restengine.api.fields import UNFILTERABLE, field_type, parse_bool, parse_int, parse_query
 from restengine.api.model import FieldPath, UnknownField, embedded_type, item_field, pk_name, resolve
-from restengine.api.operators import BY_NAME, MAX_LIST_ITEMS, MAX_VALUE_LENGTH, OPERATOR_SUFFIXES, TEXT_OPERATORS
+from restengine.api.operators import (
+    BY_NAME,
+    EXPENSIVE,
+    MAX_LIST_ITEMS,
+    MAX_VALUE_LENGTH,
+    OPERATOR_SUFFIXES,
+    TEXT_OPERATORS,
+)
 from restengine.errors import InvalidParameter
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "UNFILTERABLE",
     "allowed_operators",
     "coerce",
+    "covering_key",
     "filter_parameter",
     "parse_filters",
     "value_kind",
@@ -112,6 +120,16 @@ def _canonical(doc_cls: type[Any], path: str) -> tuple[str, ...]:
     return (pk_name(doc_cls), *parts[1:]) if parts[0] == "id" else parts
 
 
+def covering_key(doc_cls: type[Any], path: str, keys: Iterable[str]) -> str | None:
+    """The most specific of ``keys`` (client paths) covering the client path ``path``: itself or a path above it."""
+    attrs, best = _canonical(doc_cls, path), None
+    for key in keys:
+        parts = _canonical(doc_cls, key)
+        if attrs[: len(parts)] == parts and (best is None or key.count("__") > best.count("__")):
+            best = key
+    return best
+
+
 def _allowed_here(
     doc_cls: type[Any], path: FieldPath, filterable: Mapping[str, Collection[str]] | None
 ) -> frozenset[str] | None:
@@ -119,11 +137,7 @@ def _allowed_here(
     fits = allowed_operators(path.field)
     if filterable is None:
         return fits
-    attrs, best = _canonical(doc_cls, path.name), None
-    for key in filterable:  # the most specific key covering the path decides
-        parts = _canonical(doc_cls, key)
-        if attrs[: len(parts)] == parts and (best is None or key.count("__") > best.count("__")):
-            best = key
+    best = covering_key(doc_cls, path.name, filterable)
     return None if best is None else fits & frozenset(filterable[best])
 
 
@@ -207,6 +221,12 @@ def filter_parameter(
     if allowed is None:
         raise InvalidParameter(name, "filtering on this field is not allowed")
     if op not in allowed:
+        if op in EXPENSIVE and op in allowed_operators(path.field):
+            raise InvalidParameter(
+                name,
+                f"operator {op!r} is not allowed on this field: no index can serve it, so it reads every "
+                "document (a resource's options may allow it: expensive=...)",
+            )
         raise InvalidParameter(name, f"operator {op!r} is not allowed on this field")
     return path, op
 

@@ -72,5 +72,9 @@ LIST = frozenset(op.name for op in OPERATORS if op.listed)
 ALL_OPERATORS = STRING | LIST
 OPERATOR_SUFFIXES = ALL_OPERATORS - {"eq"}
 LIST_VALUED = frozenset(op.name for op in OPERATORS if op.takes_list)  # in, nin, all
+# Text operators no index can serve: unanchored or case-insensitive patterns read every value of the field.
+# Off unless a resource's options allow them (``ResourceOptions.expensive``); ``startswith`` (a case-sensitive
+# prefix) walks an index on the field and stays on.
+EXPENSIVE = TEXT_OPERATORS - {"startswith"}
 PRESENCE = frozenset({"exists"})  # all a field without a filterable value offers
 LIST_PRESENCE = frozenset({"exists", "size"})  # all a list of such values offers

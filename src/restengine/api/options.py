@@ -28,6 +28,11 @@ class ResourceOptions:
       paths (all operators that fit each field's type); ``None`` means every
       exposed field. A path also allows the paths below it (``shipping`` allows
       ``shipping__city``).
+    - ``expensive``: the filters no index can serve (``contains``, ``icontains``, ``istartswith``,
+      ``endswith``, ``iendswith``, ``iexact``) clients may use anyway: ``"title__icontains"`` (one
+      operator), ``"title"`` (all of them on a field and below it) or ``"*"`` (every field). Off by default:
+      one client's scans of a large collection would slow every other client's reads. An operator
+      ``filterable`` names explicitly is allowed too.
     - ``sortable``: field paths clients may sort on; ``None`` means every exposed
       scalar field.
     - ``default_limit`` / ``max_limit``: page sizes.
@@ -45,6 +50,7 @@ class ResourceOptions:
     hidden: Sequence[str] = ()
     read_only: Sequence[str] = ()
     filterable: Mapping[str, Sequence[str]] | Sequence[str] | None = None
+    expensive: Sequence[str] = ()
     sortable: Sequence[str] | None = None
     default_limit: int = 25
     max_limit: int = 100

@@ -14,8 +14,9 @@ from mongoengine.queryset import QuerySet
 from mongoengine.queryset.manager import QuerySetManager
 
 from restengine.api.fields import field_type
+from restengine.api.filters import covering_key
 from restengine.api.model import UnknownField, conjunction, item_field, public_fields, resolve
-from restengine.api.operators import ALL_OPERATORS
+from restengine.api.operators import ALL_OPERATORS, EXPENSIVE
 from restengine.api.options import ResourceOptions
 
 
@@ -167,17 +168,33 @@ class Resource:
         except UnknownField:
             raise ValueError(f"{self.doc_cls.__name__}: unknown field path in options: {path!r}") from None
 
-    def _filterable(self) -> dict[str, frozenset[str]] | None:
-        spec = self.options.filterable
-        if spec is None:
-            return None
+    def _filterable(self) -> dict[str, frozenset[str]]:
+        """Client path -> the operators allowed on it and below it (the most specific path decides).
+
+        Every exposed field by default, each with every operator but the :data:`EXPENSIVE` ones; the
+        operators a ``filterable`` mapping names are the owner's choice; ``expensive`` adds the others.
+        """
+        spec, cheap = self.options.filterable, ALL_OPERATORS - EXPENSIVE
         table: dict[str, frozenset[str]] = (
-            {path: frozenset(ops) for path, ops in spec.items()}
+            dict.fromkeys(sorted(self.exposed), cheap)
+            if spec is None
+            else {path: frozenset(ops) for path, ops in spec.items()}
             if isinstance(spec, Mapping)
-            else {path: ALL_OPERATORS for path in spec}
+            else dict.fromkeys(spec, cheap)
         )
-        for path in table:
+        if spec is not None:  # the default's names come from the classes (a subclass's fields included)
+            for path in table:
+                self._check_path(path)
+        for grant in self.options.expensive:
+            if grant == "*":
+                table = {path: ops | EXPENSIVE for path, ops in table.items()}
+                continue
+            path, _, op = grant.rpartition("__") if grant.rpartition("__")[2] in EXPENSIVE else (grant, "", "")
             self._check_path(path)
+            above = covering_key(self.doc_cls, path, table)
+            if above is None:
+                raise ValueError(f"{self.doc_cls.__name__}: expensive={grant!r} names a field clients cannot filter on")
+            table[path] = table.get(path, table[above]) | (frozenset({op}) if op else EXPENSIVE)
         return table
 
     @cached_property
