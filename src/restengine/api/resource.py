@@ -189,7 +189,8 @@ class Resource:
             if grant == "*":
                 table = {path: ops | EXPENSIVE for path, ops in table.items()}
                 continue
-            path, _, op = grant.rpartition("__") if grant.rpartition("__")[2] in EXPENSIVE else (grant, "", "")
+            head, _, tail = grant.rpartition("__")
+            path, op = (head, tail) if tail in EXPENSIVE else (grant, "")
             self._check_path(path)
             above = covering_key(self.doc_cls, path, table)
             if above is None:

@@ -82,11 +82,9 @@ class NearCache:
 
     # ------------------------------------------------------------ reads
 
-    def find(self, base: str, generations: Sequence[str]) -> tuple[Lookup | None, int | None]:
-        """The fresh entry for ``base`` at the current ``generations`` when memory knows it, and the epoch to
-        hand to :meth:`learn` (``None``: memory cannot answer now, learn nothing)."""
-        from restengine.cache.store import Lookup
-
+    def find(self, base: str, generations: Sequence[str]) -> tuple[tuple[str, Entry] | None, int | None]:
+        """The full key and fresh entry for ``base`` at the current ``generations`` when memory knows them, and
+        the epoch to hand to :meth:`learn` (``None``: memory cannot answer now, learn nothing)."""
         with self._lock:
             if not self._listening():
                 return None, None
@@ -101,7 +99,7 @@ class NearCache:
             if entry is None or not entry.fresh:
                 return None, self._epoch
             self._entries.move_to_end(full)
-            return Lookup(full, entry), self._epoch
+            return (full, entry), self._epoch
 
     def learn(self, base: str, generations: Sequence[str], found: Lookup, epoch: int | None) -> None:
         """Keep the generations a Redis lookup of ``base`` found (they are in its full key), and its entry

@@ -138,7 +138,7 @@ class ResponseCache:
         if near is not None:
             known, epoch = near.find(base, generations)
             if known is not None:
-                return known
+                return Lookup(*known)
         try:
             full, value = self.backend.lookup(base, generations)
         except Unavailable:
