@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from restengine import cache, db, errors, health, redisconn, requestid
+from restengine import cache, db, errors, health, ratelimit, redisconn, requestid
 from restengine.api import Api
 from restengine.api.access import Access
 from restengine.api.resource import Resource, default_name
@@ -21,6 +21,7 @@ from restengine.auth.tokens import JwtVerifier
 from restengine.config import Settings, load_settings, require_secret
 from restengine.cors import Cors
 from restengine.jsonresp import json_response
+from restengine.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -106,6 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     access = access_from_settings(settings, api.resources)
     if access is not None:
         api.protect(access)
+    limiter = limiter_from_settings(settings, access)
     taken = {rule.rule for rule in app.url_map.iter_rules()}
     if not hosted:
         app.register_blueprint(index_bp)
@@ -113,8 +115,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(
             health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
         )
-    app.wsgi_app = build_pipeline(app.wsgi_app, settings, api)  # type: ignore[method-assign,assignment]
+    app.extensions[ratelimit.EXTENSION] = limiter
+    app.wsgi_app = build_pipeline(app.wsgi_app, settings, api, limiter)  # type: ignore[method-assign,assignment]
     return app
+
+
+def limiter_from_settings(settings: Settings, access: Access | None) -> ratelimit.Limiter | None:
+    """The rate limiter ``settings`` (and the access policy) ask for; ``None`` when nothing is limited."""
+    storage, shared = ratelimit.storage_for(settings)
+    limiter = ratelimit.Limiter(
+        storage,
+        read=settings.rate_limit,
+        write=settings.write_rate_limit,
+        policy=access.policy if access is not None else None,
+        shared=shared,
+    )
+    if not limiter.enabled:
+        return None
+    if not shared:
+        log.warning("REDIS_URL is not set: rate limits are counted by each worker process on its own")
+    return limiter
 
 
 def documents_served_by(settings: Settings) -> list[type[Any]]:
@@ -164,7 +184,9 @@ def expensive_grants(entries: tuple[str, ...], resource: str) -> list[str]:
     return [entry.partition(".")[2] for entry in entries if entry.partition(".")[0] == resource]
 
 
-def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> WSGIApplication:
+def build_pipeline(
+    flask_app: WSGIApplication, settings: Settings, api: Api, limiter: ratelimit.Limiter | None = None
+) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
@@ -172,9 +194,9 @@ def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> 
     2. ``Cors`` (with ``RESTENGINE_CORS_ORIGINS``): the headers a browser on another site needs, on every
        answer, a refusal or a cached hit included.
     3. The checks every request must pass, a cached one included, after the
-       client is known and before anything can answer: ``Guard``, the API's
-       access check (who is asking, and may they); rate limits and metrics
-       belong here too.
+       client is known and before anything can answer: ``RateLimits`` (the
+       caller's budget, see :mod:`restengine.ratelimit`), then ``Guard``, the
+       API's access check (who is asking, and may they).
     4. ``CacheHits``: a fresh cached GET of the API answered from the shared
        cache, without entering Flask; anything else goes on, its lookup
        handed to the view.
@@ -188,6 +210,10 @@ def build_pipeline(flask_app: WSGIApplication, settings: Settings, api: Api) -> 
     if settings.cors_origins:
         origins = settings.cors_origins
         layers.append(lambda inner: Cors(inner, origins))
+    if limiter is not None:
+        access = api.access
+        who = access.principal if access is not None else None
+        layers.append(lambda inner: RateLimits(inner, limiter, api.resources, api.url_prefix, who))
     layers.append(api.guard)
     layers.append(api.cache_hits)
     wsgi = flask_app

@@ -91,6 +91,22 @@ def parse_expensive(name: str, raw: Any) -> tuple[str, ...]:
     return entries
 
 
+def parse_rate(name: str, raw: Any) -> str | None:
+    """A rate such as ``600/minute`` or ``10 per second`` (the ``limits`` library's notation), or ``off``: ``None``."""
+    value = parse_str(name, raw).lower()
+    if value in ("off", "none", ""):
+        return None
+    from limits import parse_many  # notation only, no I/O
+
+    try:
+        rates = parse_many(value)
+    except ValueError:
+        rates = []
+    if len(rates) != 1 or rates[0].amount < 1:
+        raise ConfigError(f"{name}: expected a rate such as 600/minute (or off), got {raw!r}")
+    return value
+
+
 def parse_choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(name: str, raw: Any) -> str:
         value = parse_str(name, raw).lower()
@@ -289,6 +305,40 @@ class Settings:
         parse_origins,
         (),
         "Browser origins allowed to call the API from other sites (comma-separated, exact, or * alone); empty: none.",
+    )
+    rate_limit: str | None = setting(
+        "RESTENGINE_RATE_LIMIT",
+        parse_rate,
+        "600/minute",
+        "Requests each client may make to the API's resources (per API key, per JWT subject, per address when "
+        "anonymous), counted in Redis by every worker and instance; `off`: no limit. See *Limits*.",
+    )
+    write_rate_limit: str | None = setting(
+        "RESTENGINE_WRITE_RATE_LIMIT",
+        parse_rate,
+        "60/minute",
+        "The same for writes (POST, PUT, PATCH, DELETE), counted apart from reads; `off`: no limit.",
+    )
+    query_time_ms: int = setting(
+        "RESTENGINE_QUERY_TIME_MS",
+        lambda n, v: parse_int(n, v, 10),
+        1000,
+        "Time the database may spend on one read query (maxTimeMS, kept below RESTENGINE_DB_TIMEOUT_MS); "
+        "a query stopped for it is answered 422 'query too expensive'.",
+    )
+    expensive_concurrency: int = setting(
+        "RESTENGINE_EXPENSIVE_CONCURRENCY",
+        lambda n, v: parse_int(n, v, 1),
+        2,
+        "Expensive reads (index-less filters, count=exact) one client may run at once in a worker; no more than "
+        "half the worker's threads run them together. Past either: 429.",
+    )
+    queue_budget_ms: int = setting(
+        "RESTENGINE_QUEUE_BUDGET_MS",
+        parse_int,
+        500,
+        "How long a request may wait for a free thread of its worker (gthread); one that waited longer is "
+        "answered 503 with Retry-After at once (health checks never are); 0: wait as long as it takes.",
     )
     # The worker reads it too: with MONGODB_URI unset it connects to the embedded server's port.
     db_port: int = setting("RESTENGINE_DB_PORT", parse_port, 27017, "Port of the embedded database server.")

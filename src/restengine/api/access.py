@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 VARIANTS = 1024  # restricted resources kept per process (one per role set and claim values met)
-PRINCIPAL = "restengine.principal"  # WSGI environ key: the Principal, once established
+PRINCIPAL = "restengine.principal"  # WSGI environ key: the Principal once established (or the Problem refusing it)
 CHECKED = "restengine.access.checked"  # WSGI environ key: the request's action was allowed
 SCOPED = "restengine.access.scoped"  # WSGI environ key: (resource id, action) -> the resource as the caller reaches it
 log = logging.getLogger(__name__)
@@ -81,12 +81,18 @@ class Access:
         Raises :class:`Unauthorized` for credentials that are sent and invalid,
         :class:`ServiceUnavailable` when the keys that would verify them cannot be had.
         """
-        known: Principal | None = environ.get(PRINCIPAL)
+        known: Principal | Problem | None = environ.get(PRINCIPAL)
+        if isinstance(known, Problem):
+            raise known  # credentials are verified once per request, rate limits and the check both ask
         if known is not None:
             return known
-        found = self.authenticate(environ) if self.authenticate is not None else None
-        if found is None:
-            found = self._bearer(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            found = self.authenticate(environ) if self.authenticate is not None else None
+            if found is None:
+                found = self._bearer(environ.get("HTTP_AUTHORIZATION"))
+        except Problem as problem:
+            environ[PRINCIPAL] = problem
+            raise
         environ[PRINCIPAL] = found
         return found
 

@@ -16,6 +16,12 @@ role; ``"*"`` stands for every resource::
     where = { customer = "{sub}" } # only documents whose customer is the caller's subject
     hidden = ["note"]              # fields this role never sees or writes
     read_only = ["status"]         # fields this role sees and never writes
+    rate_limit = "120/minute"      # this role's reads of orders, counted apart (see below)
+
+    [roles.partner."*"]
+    actions = ["read"]
+    rate_limit = "6000/minute"     # reads of every resource: the role's own limit
+    write_rate_limit = "off"       # writes: no limit
 
 An authenticated caller may do what its roles allow and, in addition, what
 anonymous callers may. When several rules grant the same action on a
@@ -25,6 +31,14 @@ a rule without ``where`` reaches every document), and the fields every one
 of them hides (or makes read-only). ``where`` compares fields with values,
 which may name the caller's claims: ``{sub}`` is its subject, ``{name}`` the
 claim ``name`` (a rule whose claims the caller lacks reaches no document).
+
+``rate_limit`` and ``write_rate_limit`` override ``RESTENGINE_RATE_LIMIT`` and
+``RESTENGINE_WRITE_RATE_LIMIT`` for the callers a section describes (anonymous
+callers, or a role's members); a rule may set them without ``actions``. On
+``"*"`` the limit replaces the default one, shared by every resource; on one
+resource the requests to that resource are counted apart, against its own
+limit. A caller with several roles gets the most generous limit among them;
+an authenticated caller's limits come from its roles only.
 
 Without a policy file the default applies: anonymous callers (and every
 authenticated caller) read every resource; the ``admin`` role may do
@@ -41,12 +55,13 @@ from pathlib import Path
 from typing import Any
 
 from restengine.auth.principal import Principal
-from restengine.config import ConfigError
+from restengine.config import ConfigError, parse_rate
 
 ACTIONS = ("read", "create", "update", "delete")
 EVERY = "*"
 ADMIN = "admin"
-RULE_KEYS = frozenset({"actions", "where", "hidden", "read_only"})
+RULE_KEYS = frozenset({"actions", "where", "hidden", "read_only", "rate_limit", "write_rate_limit"})
+LIMIT_KEYS = ("rate_limit", "write_rate_limit")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
 
 
@@ -58,6 +73,8 @@ class Rule:
     where: Mapping[str, Any] | None = None  # client field path -> value, ``{claim}`` placeholders allowed
     hidden: frozenset[str] = frozenset()
     read_only: frozenset[str] = frozenset()
+    rate_limit: str | None = None  # a rate (``600/minute``), ``off``, or ``None``: not set here
+    write_rate_limit: str | None = None
 
 
 Rules = Mapping[str, Rule]  # resource name (or "*") -> its rule
@@ -93,6 +110,21 @@ class Policy:
         sections = [self.anonymous, *(self.roles.get(role, {}) for role in sorted(principal.roles))]
         found = [section.get(resource) or section.get(EVERY) for section in sections]
         return [rule for rule in found if rule is not None and action in rule.actions]
+
+    def limits(self, principal: Principal, resource: str, key: str) -> list[tuple[str, str]]:
+        """The rates (``600/minute`` or ``off``) the sections describing ``principal`` set with ``key``
+        (``rate_limit`` or ``write_rate_limit``) for ``resource``, each with what it applies to: ``resource``
+        (a rule of that resource) or ``"*"``. Anonymous callers are described by ``[anonymous]``, others by
+        their roles' sections."""
+        sections = [self.anonymous] if principal.anonymous else [self.roles.get(r, {}) for r in sorted(principal.roles)]
+        found: list[tuple[str, str]] = []
+        for section in sections:
+            for scope in (resource, EVERY):
+                rate = getattr(section.get(scope), key, None)
+                if rate is not None:
+                    found.append((scope, rate))
+                    break
+        return found
 
     def allows(self, principal: Principal, resource: str, action: str) -> bool:
         """Whether ``principal`` may take ``action`` on the resource named ``resource``."""
@@ -168,23 +200,30 @@ def _rules(table: Any, section: str, resources: Mapping[str, Collection[str]]) -
             rules[resource] = Rule(_actions(value, entry))
             continue
         unknown = sorted(set(value) - RULE_KEYS)
-        if unknown or "actions" not in value:
+        if unknown or not ({"actions", *LIMIT_KEYS} & set(value)):
             raise ConfigError(
-                f"RESTENGINE_POLICY: {entry}: expected actions (and where, hidden, read_only), got {sorted(value)}"
+                f"RESTENGINE_POLICY: {entry}: expected actions (and where, hidden, read_only, rate_limit, "
+                f"write_rate_limit), got {sorted(value)}"
             )
-        if resource == EVERY and set(value) != {"actions"}:
+        if resource == EVERY and set(value) - {"actions", *LIMIT_KEYS}:
             raise ConfigError(f'RESTENGINE_POLICY: {entry}: where, hidden and read_only need one resource, not "*"')
         fields = resources.get(resource, ())
         where = value.get("where")
         if where is not None and (not isinstance(where, Mapping) or not where):
             raise ConfigError(f"RESTENGINE_POLICY: {entry}.where: expected a table of field = value")
         rules[resource] = Rule(
-            _actions(value["actions"], entry),
+            _actions(value.get("actions", []), entry),
             where=dict(where) if where is not None else None,
             hidden=_fields(value.get("hidden", []), f"{entry}.hidden", fields),
             read_only=_fields(value.get("read_only", []), f"{entry}.read_only", fields),
+            **{key: _rate(value[key], f"{entry}.{key}") for key in LIMIT_KEYS if key in value},
         )
     return rules
+
+
+def _rate(value: Any, entry: str) -> str:
+    """A rate as :func:`~restengine.config.parse_rate` reads it; ``off`` stays ``off`` (``None`` means unset)."""
+    return parse_rate(f"RESTENGINE_POLICY: {entry}", value) or "off"
 
 
 def _fields(value: Any, entry: str, fields: Collection[str]) -> frozenset[str]:

@@ -1,0 +1,292 @@
+"""Rate limits shared by every worker and instance, checked before anything else can answer a request.
+
+Each caller of the API's resources has a budget of requests per window: an
+API key's, a JWT subject's, or (anonymous, or with credentials that are not
+valid) the client address's, as ``ProxyFix`` established it from the trusted
+proxies (never a header a client could set). Reads and writes are counted
+apart, against ``RESTENGINE_RATE_LIMIT`` and ``RESTENGINE_WRITE_RATE_LIMIT``
+unless the access policy sets other limits for the caller (see
+:mod:`restengine.auth.policy`).
+
+The counting is the ``limits`` library's fixed window (the engine of
+Flask-Limiter, used directly because the check runs in a WSGI layer in front
+of the cache's fast path, where no Flask extension sees the request): one
+atomic increment in Redis per request, the window starting at the first
+request of a caller. Without Redis the counts are the process's own (a
+warning says that the limit then applies per worker).
+
+Every answer the layer lets through carries the ``RateLimit-Policy`` and
+``RateLimit`` fields of the IETF httpapi draft (``"read";q=600;w=60`` and
+``"read";r=599;t=60``); past the limit the answer is ``429`` problem+json
+with ``Retry-After``. When Redis cannot be reached the limiter fails open:
+requests go on unlimited (and without those fields), a warning is logged once
+per outage, :attr:`Limiter.failed_open` counts them, and Redis is not tried
+again for :data:`RETRY_SECONDS`, so an outage adds no latency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItem, parse
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+
+from restengine.api.routes import parse_route
+from restengine.auth.policy import Policy
+from restengine.auth.principal import ANONYMOUS, Principal
+from restengine.constants import REQUEST_ID_HEADER
+from restengine.errors import Problem, problem_response
+from restengine.requestid import request_id
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from restengine.config import Settings
+
+log = logging.getLogger(__name__)
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+RETRY_SECONDS = 2.0  # after a failure to reach Redis, how long requests go on unchecked before it is tried again
+KEY_PREFIX = "re:rl"
+EXTENSION = "restengine.ratelimit"  # app.extensions key of the app's Limiter (None: nothing is limited)
+RESETS = 10_000  # window ends remembered per process (one per caller and quota met); the oldest are dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class Quota:
+    """One budget: its name in the ``RateLimit`` fields and its rate (``None``: unlimited)."""
+
+    name: str
+    rate: RateLimitItem | None
+
+    @property
+    def policy_field(self) -> str:
+        assert self.rate is not None
+        return f'"{self.name}";q={self.rate.amount};w={self.rate.get_expiry()}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What one request's hit left of its quota."""
+
+    quota: Quota
+    allowed: bool
+    remaining: int
+    reset: int  # seconds until the window ends
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            ("RateLimit-Policy", self.quota.policy_field),
+            ("RateLimit", f'"{self.quota.name}";r={self.remaining};t={self.reset}'),
+        ]
+
+
+def rate(text: str | None) -> RateLimitItem | None:
+    """A rate as settings and the policy hold it (``600/minute``; ``off`` or ``None``: unlimited)."""
+    return None if text is None or text == "off" else parse(text)
+
+
+def storage_for(settings: Settings) -> tuple[Storage, bool]:
+    """Where counts are kept, and whether every worker shares it: Redis with ``REDIS_URL``, else this process."""
+    if not settings.redis_url:
+        return MemoryStorage(), False
+    timeout = settings.redis_timeout_ms / 1000
+    storage = RedisStorage(
+        settings.redis_url,
+        key_prefix=KEY_PREFIX,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+    return storage, True
+
+
+class Limiter:
+    """Counts requests against quotas; :meth:`hit` is the one call a request makes.
+
+    ``policy`` (the access policy) may override the defaults per role and
+    resource; ``clock`` (epoch seconds) is for tests.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        read: str | None,
+        write: str | None,
+        policy: Policy | None = None,
+        shared: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.defaults = {False: Quota("read", rate(read)), True: Quota("write", rate(write))}
+        self.policy = policy
+        self.shared = shared
+        self.clock = clock
+        self.failed_open = 0  # requests let through unchecked because the counts could not be reached
+        self._down_until = 0.0
+        self._quotas: dict[tuple[Any, ...], Quota] = {}
+        self._resets: dict[str, float] = {}
+        self._lock = threading.Lock()
+        theirs: Any = storage.base_exceptions  # a class or a tuple of them
+        self._errors: tuple[type[BaseException], ...] = (
+            StorageError,
+            *(theirs if isinstance(theirs, tuple) else (theirs,)),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any request can be limited (some default, or the policy, sets a rate)."""
+        return any(q.rate is not None for q in self.defaults.values()) or (
+            self.policy is not None and _policy_sets_limits(self.policy)
+        )
+
+    def quota(self, principal: Principal, resource: str, write: bool) -> Quota:
+        """The budget a request of ``principal`` to ``resource`` counts against."""
+        cache_key = (principal.anonymous, principal.roles, resource, write)
+        found = self._quotas.get(cache_key)
+        if found is None:
+            found = self._quotas[cache_key] = self._resolve(principal, resource, write)
+        return found
+
+    def _resolve(self, principal: Principal, resource: str, write: bool) -> Quota:
+        default = self.defaults[write]
+        if self.policy is None:
+            return default
+        kind = default.name
+        found = self.policy.limits(principal, resource, "write_rate_limit" if write else "rate_limit")
+        if not found:
+            return default
+        # The most generous of the caller's roles; unlimited beats any rate.
+        scope, best = max(((s, rate(r)) for s, r in found), key=lambda sr: _per_second(sr[1]))
+        return Quota(kind if scope == "*" else f"{resource}.{kind}", best)
+
+    def hit(self, quota: Quota, caller: str) -> Verdict | None:
+        """Count one request of ``caller`` against ``quota``; ``None`` when it cannot be counted (failing open)."""
+        item = quota.rate
+        if item is None:
+            return None
+        if self._down_until and time.monotonic() < self._down_until:
+            self.failed_open += 1
+            return None
+        key = item.key_for(quota.name, caller)
+        expiry = item.get_expiry()
+        try:
+            count = self.storage.incr(key, expiry)
+            now = self.clock()
+            if count == 1:
+                ends = self._resets[key] = now + expiry
+            else:
+                ends = self._resets.get(key, 0.0)
+                if ends <= now:
+                    ends = self._resets[key] = self.storage.get_expiry(key)
+        except self._errors as exc:
+            self._failed(exc)
+            return None
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("rate limits are counted again: the rate limit storage answers")
+        if len(self._resets) > RESETS:
+            self._forget_ended(now)
+        return Verdict(quota, count <= item.amount, max(0, item.amount - count), max(0, math.ceil(ends - now)))
+
+    def _forget_ended(self, now: float) -> None:
+        with self._lock:
+            for key in [k for k, end in list(self._resets.items()) if end <= now]:
+                self._resets.pop(key, None)
+            if len(self._resets) > RESETS:  # every window still open: start again (a miss costs a TTL lookup)
+                self._resets.clear()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failed_open += 1
+        with self._lock:
+            first = not self._down_until
+            self._down_until = time.monotonic() + RETRY_SECONDS
+        if first:
+            log.warning(
+                "rate limits are not enforced: the rate limit storage cannot be reached (%s: %s); failing open, "
+                "retrying every %.0fs",
+                type(exc).__name__,
+                exc,
+                RETRY_SECONDS,
+            )
+
+
+def _per_second(item: RateLimitItem | None) -> float:
+    return math.inf if item is None else item.amount / item.get_expiry()
+
+
+def _policy_sets_limits(policy: Policy) -> bool:
+    sections = [policy.anonymous, *policy.roles.values()]
+    return any(rule.rate_limit or rule.write_rate_limit for section in sections for rule in section.values())
+
+
+def caller_of(principal: Principal, environ: WSGIEnvironment) -> str:
+    """Whose budget a request spends: the principal's subject, else the client address."""
+    if principal.anonymous or not principal.subject:
+        return f"addr:{environ.get('REMOTE_ADDR') or '-'}"
+    return f"{principal.kind}:{principal.subject}"
+
+
+class RateLimits:
+    """WSGI layer: every request for an API resource is counted, and refused past its caller's limit.
+
+    ``principal`` establishes the caller (the access check's, remembered in the environ for it;
+    credentials that are not valid count as the client's address, and are refused afterwards).
+    """
+
+    def __init__(
+        self,
+        wsgi_app: WSGIApplication,
+        limiter: Limiter,
+        resources: Collection[str],
+        url_prefix: str,
+        principal: Callable[[WSGIEnvironment], Principal] | None = None,
+    ) -> None:
+        self.wsgi_app = wsgi_app
+        self.limiter = limiter
+        self.resources = resources
+        self.prefix = url_prefix
+        self.principal = principal
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        if route is None or route.resource not in self.resources:
+            return self.wsgi_app(environ, start_response)
+        principal = ANONYMOUS
+        if self.principal is not None:
+            with contextlib.suppress(Problem):  # refused by the access check next; meanwhile counted by address
+                principal = self.principal(environ)
+        quota = self.limiter.quota(principal, route.resource, environ.get("REQUEST_METHOD", "") in WRITES)
+        verdict = self.limiter.hit(quota, caller_of(principal, environ))
+        if verdict is None:
+            return self.wsgi_app(environ, start_response)
+        fields = verdict.headers()
+        if not verdict.allowed:
+            retry = str(max(1, verdict.reset))
+            response = problem_response(
+                Problem(
+                    f"Too many requests: at most {quota.rate} ({quota.name}); retry in {retry} s.",
+                    status=429,
+                    title="Too many requests",
+                    type="urn:restengine:problem:rate-limited",
+                    headers={"Retry-After": retry},
+                )
+            )
+            response.headers.extend(fields)
+            response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+            refused: Iterable[bytes] = response(environ, start_response)
+            return refused
+
+        def with_fields(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, *fields], exc_info)
+
+        return self.wsgi_app(environ, with_fields)
