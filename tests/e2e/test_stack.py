@@ -39,7 +39,8 @@ class UpStack:
         return [self.ports["db"], self.ports["redis"], self.ports["http"], *self.ports["instances"]]  # type: ignore[list-item]
 
 
-def start_up(tmp_path: Path) -> UpStack:
+def start_up(tmp_path: Path, **extra: str) -> UpStack:
+    """``restengine up`` on free loopback ports in ``tmp_path``, ready; ``extra`` added to its environment."""
     ports = {"db": free_port(), "redis": free_port(), "http": free_port(), "instances": [free_port(), free_port()]}
     env = {
         **os.environ,
@@ -49,6 +50,7 @@ def start_up(tmp_path: Path) -> UpStack:
         "RESTENGINE_HTTP_PORT": str(ports["http"]),
         "RESTENGINE_INSTANCE_PORTS": ",".join(map(str, ports["instances"])),  # type: ignore[call-overload]
         "RESTENGINE_WORKERS": "2",
+        **extra,
     }
     for key in ("MONGODB_URI", "REDIS_URL"):
         env.pop(key, None)

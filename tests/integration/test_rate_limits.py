@@ -15,7 +15,6 @@ import jwt
 import pytest
 import redis
 from flask import Flask
-from flask.testing import FlaskClient
 
 import restengine.db
 from restengine import ratelimit
