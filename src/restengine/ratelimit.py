@@ -41,7 +41,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 
 from restengine.api.routes import parse_route
 from restengine.auth.policy import Policy
-from restengine.auth.principal import ANONYMOUS, Principal
+from restengine.auth.principal import ANONYMOUS, Principal, caller_of
 from restengine.constants import REQUEST_ID_HEADER
 from restengine.errors import Problem, problem_response
 from restengine.requestid import request_id
@@ -227,13 +227,6 @@ def _per_second(item: RateLimitItem | None) -> float:
 def _policy_sets_limits(policy: Policy) -> bool:
     sections = [policy.anonymous, *policy.roles.values()]
     return any(rule.rate_limit or rule.write_rate_limit for section in sections for rule in section.values())
-
-
-def caller_of(principal: Principal, environ: WSGIEnvironment) -> str:
-    """Whose budget a request spends: the principal's subject, else the client address."""
-    if principal.anonymous or not principal.subject:
-        return f"addr:{environ.get('REMOTE_ADDR') or '-'}"
-    return f"{principal.kind}:{principal.subject}"
 
 
 class RateLimits:

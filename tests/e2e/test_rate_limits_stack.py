@@ -16,7 +16,7 @@ import jwt
 import pytest
 
 from tests.e2e.helpers import pid_alive, wait_for
-from tests.e2e.test_stack import UpStack, start_up, stop_up
+from tests.e2e.upstack import UpStack, start_up, stop_up
 from tests.keys import OTHER_SECRET
 
 LIMIT = 30

@@ -68,7 +68,7 @@ def test_the_default_policy_lets_everyone_read_and_admin_write() -> None:
         ("[roles.c.orders]\nactions = ['read']\nread_only = 'note'", "read_only: expected a list of field names"),
         ("[roles.c.orders]\nactions = ['read']\nwhere = 'customer'", "where: expected a table of field = value"),
         ("[roles.c.'*']\nactions = ['read']\nhidden = ['note']", 'need one resource, not "*"'),
-        ("[roles.c.orders]\nverbs = ['read']", "expected actions (and where, hidden, read_only)"),
+        ("[roles.c.orders]\nverbs = ['read']", "expected actions (and where, hidden, read_only, rate_limit"),
         ("[everyone]\nbooks = ['read']", "unknown sections ['everyone']"),
         ("[anonymous]\nbooks = 'read'", "expected a list of actions"),
         ("[anonymous\n", "cannot read"),

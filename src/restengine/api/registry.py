@@ -11,6 +11,7 @@ from flask.sansio.app import App
 
 from restengine import db
 from restengine.api.access import Access, Guard
+from restengine.api.budget import Slots
 from restengine.api.caching import CacheHits, CachePolicy
 from restengine.api.docs import Docs
 from restengine.api.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
@@ -50,9 +51,12 @@ class Api:
     ``secret_key`` signs pagination cursors (at least 32 bytes, else
     :class:`ConfigError`); ``db_timeout_ms`` is the database deadline of each
     request to the API before its write is sent, ``write_timeout_ms`` the budget of the write itself
-    (see :mod:`restengine.api.outcome`); ``max_batch`` the most documents of an array POST and operations
-    of a ``_bulk``; ``idempotency_ttl_seconds`` how long ``Idempotency-Key`` records are kept (in the
-    default connection's database; ``None``: the header is ignored); ``cache`` is the response cache
+    (see :mod:`restengine.api.outcome`); ``query_time_ms`` the database time of the queries that build one
+    GET's answer, ``expensive_concurrency`` and ``expensive_total`` the expensive reads one caller, and all
+    callers, may run at once in a process (see :mod:`restengine.api.budget`); ``max_batch`` the most
+    documents of an array POST and operations of a ``_bulk``; ``idempotency_ttl_seconds`` how long
+    ``Idempotency-Key`` records are kept (in the default connection's database; ``None``: the header is
+    ignored); ``cache`` is the response cache
     (``restengine.create_app`` passes its own; without one nothing is cached).
     ``authenticate`` (the WSGI environ → a :class:`Principal`, or ``None``
     for bearer credentials or anonymous) and ``policy`` protect the API in a
@@ -71,6 +75,9 @@ class Api:
         secret_key: str | None = None,
         db_timeout_ms: int = 1500,
         write_timeout_ms: int = 10_000,
+        query_time_ms: int = 1000,
+        expensive_concurrency: int = 2,
+        expensive_total: int = 4,
         max_batch: int = 1000,
         idempotency_ttl_seconds: int | None = 86_400,
         cache: ResponseCache | None = None,
@@ -86,6 +93,8 @@ class Api:
         self._secret_key = None if secret_key is None else check_secret(secret_key, "secret_key")
         self.db_timeout = db_timeout_ms / 1000
         self.write_timeout = write_timeout_ms / 1000
+        self.query_time = min(query_time_ms, db_timeout_ms) / 1000
+        self.slots = Slots(expensive_concurrency, expensive_total)
         self.max_batch = max_batch
         self.idempotency = (
             None

@@ -34,6 +34,21 @@ def default_name(doc_cls: type[Any]) -> str:
 _STATIC_FILTERS: dict[type[Any], dict[str, Any]] = {}  # see Resource.manager_filter (never mutated)
 
 
+COUNT_GRANT = "count"  # in ``expensive``: counts no index serves are allowed
+_RANGE = frozenset({"$eq", "$in", "$gt", "$gte", "$lt", "$lte", "$all"})
+
+
+def _index_condition(condition: Any) -> bool:
+    """Whether an index on the field can narrow ``condition`` down: equality, a range, or a case-sensitive
+    prefix; not ``$ne``, ``$nin``, ``$exists`` or a regex anywhere but at the start."""
+    if not isinstance(condition, Mapping) or not any(str(k).startswith("$") for k in condition):
+        return True
+    if "$regex" in condition:
+        pattern = condition["$regex"]
+        return isinstance(pattern, str) and pattern.startswith("^") and "i" not in str(condition.get("$options", ""))
+    return bool(set(condition) & _RANGE)
+
+
 def _plain_manager(doc_cls: type[Any]) -> bool:
     """Whether ``doc_cls.objects`` is MongoEngine's own manager with its own QuerySet: a filter that never changes."""
     manager: Any = next((vars(cls)["objects"] for cls in doc_cls.__mro__ if "objects" in vars(cls)), None)
@@ -186,6 +201,8 @@ class Resource:
             for path in table:
                 self._check_path(path)
         for grant in self.options.expensive:
+            if grant == COUNT_GRANT:
+                continue  # not a filter (see counts_freely)
             if grant == "*":
                 table = {path: ops | EXPENSIVE for path, ops in table.items()}
                 continue
@@ -197,6 +214,38 @@ class Resource:
                 raise ValueError(f"{self.doc_cls.__name__}: expensive={grant!r} names a field clients cannot filter on")
             table[path] = table.get(path, table[above]) | (frozenset({op}) if op else EXPENSIVE)
         return table
+
+    @property
+    def counts_freely(self) -> bool:
+        """Whether clients may ask for counts no index serves (``expensive`` holds ``"count"`` or ``"*"``)."""
+        return bool({COUNT_GRANT, "*"} & set(self.options.expensive))
+
+    @cached_property
+    def _indexes(self) -> list[Any]:
+        from restengine.ops.doctor.indexes import ID_KEY, Index, declared_indexes
+
+        return [Index(ID_KEY, unique=True), *declared_indexes([self.doc_cls, *self._subclasses()])]
+
+    def index_serves(self, query: Mapping[str, Any]) -> bool:
+        """Whether an index the classes declare (or ``_id``'s) narrows ``query`` (a raw filter) down: one of
+        its top-level conditions is one an index serves, on an index's first key (second after ``_cls``).
+        An empty query is served: the collection's own count."""
+        from restengine.ops.doctor.queries import serves_filter
+
+        if not query:
+            return True
+        after_cls = "_cls" in query
+        for path, condition in query.items():
+            if path == "$and" and isinstance(condition, list):
+                if any(isinstance(part, Mapping) and part and self.index_serves(part) for part in condition):
+                    return True
+            elif (
+                not path.startswith("$")
+                and _index_condition(condition)
+                and serves_filter(self._indexes, path, after_cls)
+            ):
+                return True
+        return False
 
     @cached_property
     def projection(self) -> dict[str, int] | None:

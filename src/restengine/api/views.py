@@ -9,7 +9,9 @@ own error handlers never see the API's errors.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,16 +21,18 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
+from restengine.api.budget import DEADLINE, query_time
 from restengine.api.caching import CachePolicy, not_modified_headers
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_of, if_match, match, none_match
 from restengine.api.filters import parse_filters
 from restengine.api.idempotency import Note
 from restengine.api.model import conjunction
+from restengine.api.operators import EXPENSIVE
 from restengine.api.outcome import Phases
 from restengine.api.query import list_value, single_value
 from restengine.api.routes import BULK_ACTIONS
-from restengine.auth.principal import ANONYMOUS
+from restengine.auth.principal import ANONYMOUS, caller_of
 from restengine.cache import Entry
 from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
@@ -160,6 +164,7 @@ class Views:
                     access.check(request.environ, where, request.method)
             if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                 return view(**kwargs)  # its phases have their own budgets (see restengine.api.outcome)
+            request.environ[DEADLINE] = time.monotonic() + self.api.db_timeout
             with pymongo.timeout(self.api.db_timeout):
                 return view(**kwargs)
 
@@ -437,15 +442,27 @@ class Views:
         count = single_value(args, "count")
         if count not in (None, "exact", "estimated"):
             raise InvalidParameter("count", "must be exact or estimated")
+        costly = any(name.rpartition("__")[2] in EXPENSIVE for name, _ in pairs if name not in RESERVED_PARAMETERS)
+        narrowed = conjunction(resource.base_filter(), filters)
+        if (count == "exact" or (count == "estimated" and narrowed)) and not resource.index_serves(narrowed):
+            if not resource.counts_freely:
+                raise InvalidParameter(
+                    "count",
+                    "no index serves these filters, so counting reads every document they match "
+                    "(filter on an indexed field, or leave count out; a resource's options may allow it: "
+                    "expensive=['count'])",
+                )
+            costly = True
         codec = pagination.CursorCodec(self.api.secret(), resource.name)
         after = None
         cursor = single_value(args, "cursor")
         if cursor is not None:
             after = pagination.keyset_filter(sort, codec.decode(cursor, sort))
-        page = reads.list_page(
-            resource, filters=filters, sort=sort, after=after, limit=limit,
-            fields=fields, expansions=expansions, count=count,
-        )  # fmt: skip
+        with self.api.slots.hold(self._caller()) if costly else nullcontext():
+            page = reads.list_page(
+                resource, filters=filters, sort=sort, after=after, limit=limit,
+                fields=fields, expansions=expansions, count=count,
+            )  # fmt: skip
         headers: dict[str, str] = {}
         next_url = None
         if page.has_more and page.last_raw is not None:
@@ -457,6 +474,12 @@ class Views:
             body["count"] = page.count
             headers["X-Total-Count"] = str(page.count)
         return body, headers
+
+    def _caller(self) -> str:
+        """Whose expensive queries this request's are: its principal's, else its client address's."""
+        access = self.api.access
+        principal = access.principal(request.environ) if access is not None else ANONYMOUS
+        return caller_of(principal, request.environ)
 
     def _cached_read(
         self,
@@ -471,7 +494,8 @@ class Views:
         """
 
         def render() -> Entry:
-            body, extra = build()
+            with query_time(self.api.query_time, request.environ.get(DEADLINE)):
+                body, extra = build()
             data = orjson.dumps(body)
             return Entry(data, etag_of(data), extra, 0.0)
 

@@ -24,6 +24,13 @@ class Principal:
 ANONYMOUS = Principal("anonymous")
 
 
+def caller_of(principal: Principal, environ: Mapping[str, Any]) -> str:
+    """Whose budget a request spends: the principal's subject, else the client address."""
+    if principal.anonymous or not principal.subject:
+        return f"addr:{environ.get('REMOTE_ADDR') or '-'}"
+    return f"{principal.kind}:{principal.subject}"
+
+
 class InvalidCredentials(Exception):
     """Credentials were sent and are not valid (malformed, unknown, revoked, expired, badly signed).
 

@@ -1,0 +1,142 @@
+"""What one read may cost the database: a time limit of its own, and a cap on expensive reads run at once.
+
+**Time.** The database work that builds a GET's answer runs under its own
+``pymongo.timeout`` (``RESTENGINE_QUERY_TIME_MS``), inside the request's
+deadline (``RESTENGINE_DB_TIMEOUT_MS``). PyMongo sends what is left of it as
+each command's ``maxTimeMS``, so the database itself stops a query that runs
+too long, instead of working on after the client gave up. A query stopped for
+its own limit is the client's problem, not the database's:
+:class:`QueryTooExpensive` (422), never the 503 of a database that is down.
+Told apart like this, while the request's deadline still has time:
+
+* the server answered "time limit exceeded" (``ExecutionTimeout``, code 50),
+  or PyMongo saw the limit spent before sending → too expensive;
+* no answer in time (a socket timeout, which races the server's own answer
+  at the limit) → the database is pinged with what is left of the deadline:
+  it answers → too expensive; it does not → 503 (a frozen or unreachable
+  database stays a 503, whatever the query).
+
+**Concurrency.** :class:`Slots` caps the expensive reads (index-less filters,
+counts no index serves) one caller runs at once in a worker, and all callers
+together, so one client's slow queries cannot take every thread and pooled
+connection: past either cap, :class:`TooManyExpensive` (429).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymongo
+from pymongo.errors import ExecutionTimeout, NetworkTimeout, PyMongoError, ServerSelectionTimeoutError
+
+from restengine import db
+from restengine.errors import Problem, database_cause
+
+DEADLINE = "restengine.deadline"  # WSGI environ key: time.monotonic() when the request's database deadline ends
+MARGIN = 0.02  # seconds: a deadline that ends within this is spent
+
+
+class QueryTooExpensive(Problem):
+    def __init__(self, limit_ms: int) -> None:
+        super().__init__(
+            f"The database stopped this query at its time limit ({limit_ms} ms). Ask for less: filter on "
+            "indexed fields, fewer items per page, no count=exact.",
+            status=422,
+            type="urn:restengine:problem:query-too-expensive",
+            title="Query too expensive",
+        )
+
+
+class TooManyExpensive(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail,
+            status=429,
+            type="urn:restengine:problem:too-many-expensive-queries",
+            title="Too many expensive queries at once",
+            headers={"Retry-After": "1"},
+        )
+
+
+@contextmanager
+def query_time(limit: float, deadline: float | None) -> Iterator[None]:
+    """Run the block's database work under ``limit`` seconds (inside the request's own deadline, if any).
+
+    ``deadline`` (``time.monotonic()``) is when the request's deadline ends; a
+    timeout met while it still had time is the query's own (see the module).
+    """
+    try:
+        with pymongo.timeout(limit):
+            yield
+    except Exception as exc:
+        if _overran(exc, deadline):
+            raise QueryTooExpensive(round(limit * 1000)) from exc
+        raise
+
+
+def _overran(exc: BaseException, deadline: float | None) -> bool:
+    cause = database_cause(exc)
+    if cause is None or isinstance(cause, ServerSelectionTimeoutError):
+        return False
+    left = (deadline - time.monotonic()) if deadline is not None else 0.5
+    if left <= MARGIN:
+        return False  # the request's deadline, not the query's limit: the database is slow for everyone
+    if isinstance(cause, ExecutionTimeout) or getattr(cause, "code", None) == 50:
+        return True
+    if isinstance(cause, NetworkTimeout):
+        return _answers(left)
+    return False
+
+
+def _answers(seconds: float) -> bool:
+    """Whether the database answers a ping within ``seconds``."""
+    try:
+        with pymongo.timeout(seconds):
+            db.get_database().command("ping")
+    except PyMongoError:
+        return False
+    return True
+
+
+class Slots:
+    """The expensive reads running in this worker: at most ``per_caller`` per caller, ``total`` in all."""
+
+    def __init__(self, per_caller: int, total: int) -> None:
+        self.per_caller = per_caller
+        self.total = total
+        self._held: dict[str, int] = {}
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, caller: str) -> Iterator[None]:
+        """One slot for ``caller`` while the block runs; :class:`TooManyExpensive` when none is free."""
+        with self._lock:
+            mine = self._held.get(caller, 0)
+            if mine >= self.per_caller:
+                raise TooManyExpensive(
+                    f"You already run {mine} expensive queries (index-less filters, count=exact) at once; "
+                    f"at most {self.per_caller} are allowed. Wait for them, or ask for less."
+                )
+            if self._running >= self.total:
+                raise TooManyExpensive("The server runs as many expensive queries as it can at once; retry shortly.")
+            self._held[caller] = mine + 1
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                left = self._held[caller] - 1
+                if left:
+                    self._held[caller] = left
+                else:
+                    del self._held[caller]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"running": self._running, "callers": dict(self._held)}
