@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from pymongo import MongoClient
 
+from restengine import create_app as make_api_app
 from restengine import db
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port
@@ -133,3 +134,23 @@ def _eventually_ok(client: FlaskClient, seconds: float = 15) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_a_frozen_database_is_a_503_even_for_a_query_with_its_own_time_limit(own_server: DatabaseServer) -> None:
+    """A query's own limit (RESTENGINE_QUERY_TIME_MS) ends before the deadline; when the database does not
+    answer at all, that is still the database's 503, never the client's 'query too expensive'."""
+    client = make_api_app(
+        {"MONGODB_URI": own_server.uri, "RESTENGINE_DB_TIMEOUT_MS": BUDGET_MS, "RESTENGINE_QUERY_TIME_MS": 200,
+         "RESTENGINE_DOCUMENTS": "restengine.demo.bookstore", "RESTENGINE_CACHE_TTL": 0}
+    ).test_client()  # fmt: skip
+    assert client.get("/api/books?title__icontains=x").status_code == 200
+    assert own_server.process and own_server.process.proc
+    pid = own_server.process.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        _wait_stopped(pid)
+        response, elapsed = _timed_get(client, "/api/books?title__icontains=x")
+        _assert_unavailable(response, elapsed)
+        assert response.get_json()["title"] == "Database unavailable"  # type: ignore[attr-defined]
+    finally:
+        os.kill(pid, signal.SIGCONT)
