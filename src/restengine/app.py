@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from restengine import cache, db, errors, health, ratelimit, redisconn, requestid
+from restengine.admission import Admission
 from restengine.api import Api
 from restengine.api.access import Access
 from restengine.api.resource import Resource, default_name
@@ -192,6 +193,8 @@ def build_pipeline(
 ) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
+    0. ``Admission`` (with ``RESTENGINE_QUEUE_BUDGET_MS``): a request that waited too long for a thread of
+       its worker is refused with a 503 at once (see :mod:`restengine.admission`).
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
        client's address, scheme and host, as later layers and URLs see them.
     2. ``Cors`` (with ``RESTENGINE_CORS_ORIGINS``): the headers a browser on another site needs, on every
@@ -207,6 +210,9 @@ def build_pipeline(
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
     layers: list[Layer] = []
+    if settings.queue_budget_ms:
+        budget, retry_after = settings.queue_budget_ms / 1000, settings.retry_after
+        layers.append(lambda inner: Admission(inner, budget, retry_after))
     if settings.proxy_count:
         n = settings.proxy_count
         layers.append(lambda inner: ProxyFix(inner, x_for=n, x_proto=n, x_host=n, x_port=n))

@@ -55,7 +55,7 @@ def load(where: str = MODULE, **env: str) -> dict[str, Any]:
 def test_defaults_are_gthread_sized_from_the_cpus() -> None:
     conf = load()
     cpus = len(os.sched_getaffinity(0))
-    assert conf["worker_class"] == "gthread"
+    assert conf["worker_class"] == "restengine.ops.worker.ThreadWorker"
     assert conf["workers"] == max(2, cpus)
     assert conf["threads"] == 8
     assert conf["pool_threads"] == "8", "the app sizes its pool from the threads"

@@ -110,5 +110,5 @@ def test_gunicorn_keepalive_outlasts_nginx_upstream_keepalive() -> None:
     timeout = re.search(r"^\s*keepalive_timeout\s+(\S+);", block.group(1), re.MULTILINE)
     assert timeout, "the upstream block sets no keepalive_timeout (nginx's default is 60s)"
     gunicorn = _gunicorn_settings()
-    assert gunicorn["worker_class"] == "gthread"
+    assert gunicorn["worker_class"] == "restengine.ops.worker.ThreadWorker"
     assert gunicorn["keepalive"] > _seconds(timeout.group(1))

@@ -56,6 +56,10 @@ worker_connections = _env_int("RESTENGINE_WORKER_CONNECTIONS", 100 if worker_cla
 
 # The app sizes its PyMongo pool from the requests one worker can run at once.
 os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "gevent" else threads)
+# gthread, with the wait of each request for a thread recorded for the app's admission control
+# (RESTENGINE_QUEUE_BUDGET_MS, restengine.admission).
+if worker_class == "gthread":
+    worker_class = "restengine.ops.worker.ThreadWorker"
 # Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
 os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
