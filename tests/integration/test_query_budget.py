@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from pymongo.errors import ExecutionTimeout, NetworkTimeout
 
 import restengine
-from restengine.api.budget import Slots, TooManyExpensive
+from restengine.api.budget import QueryTooExpensive, Slots, TooManyExpensive, query_time
 from restengine.api.registry import EXTENSION, Api
 from tests.integration.api_helpers import customer, legacy_app, legacy_registry, problem
 
@@ -153,3 +154,27 @@ def _api(app: Flask) -> Api:
     found = app.extensions[EXTENSION]
     assert isinstance(found, Api)
     return found
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ExecutionTimeout("operation exceeded time limit", 50, {"ok": 0, "code": 50}),
+        NetworkTimeout("timed out"),  # no answer in time, and the database answers a ping: the query's fault
+    ],
+)
+def test_an_expensive_query_out_of_its_own_time_is_the_clients_problem(serve: Any, error: Exception) -> None:
+    serve()
+    with pytest.raises(QueryTooExpensive), query_time(0.2, time.monotonic() + 1.0):
+        raise error
+    # Past the request's own deadline, it is the database's: 503.
+    with pytest.raises(type(error)), query_time(0.2, time.monotonic() - 0.1):
+        raise error
+
+
+def test_an_index_less_equality_filter_is_expensive_too(serve: Any) -> None:
+    app = serve(RESTENGINE_EXPENSIVE_CONCURRENCY="1", RESTENGINE_CACHE_TTL="0")
+    customer("ABC123", "Ada")
+    with _api(app).slots.hold("addr:127.0.0.1"):
+        assert app.test_client().get("/api/customers?name=Ada").status_code == 429  # a scan: no index on name
+        assert app.test_client().get("/api/customers?email=ada@example.com").status_code == 200  # indexed

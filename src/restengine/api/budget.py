@@ -1,13 +1,16 @@
 """What one read may cost the database: a time limit of its own, and a cap on expensive reads run at once.
 
-**Time.** The database work that builds a GET's answer runs under its own
-``pymongo.timeout`` (``RESTENGINE_QUERY_TIME_MS``), inside the request's
-deadline (``RESTENGINE_DB_TIMEOUT_MS``). PyMongo sends what is left of it as
-each command's ``maxTimeMS``, so the database itself stops a query that runs
+**Time.** Every read runs under the request's deadline
+(``RESTENGINE_DB_TIMEOUT_MS``), and PyMongo sends what is left of it as each
+command's ``maxTimeMS``. An expensive query (an index-less filter, a count no
+index serves) runs under a shorter limit of its own
+(``RESTENGINE_QUERY_TIME_MS``) inside it. Either way the database itself stops a query that runs
 too long, instead of working on after the client gave up. A query stopped for
-its own limit is the client's problem, not the database's:
+its own limit is the client's problem, not the database's, when it is an
+expensive one (an index-less filter, a count no index serves):
 :class:`QueryTooExpensive` (422), never the 503 of a database that is down.
-Told apart like this, while the request's deadline still has time:
+A cheap query that runs out of time stays a 503: the database is slow for
+everyone. Told apart like this, while the request's deadline still has time:
 
 * the server answered "time limit exceeded" (``ExecutionTimeout``, code 50),
   or PyMongo saw the limit spent before sending → too expensive;
@@ -64,7 +67,7 @@ class TooManyExpensive(Problem):
 
 @contextmanager
 def query_time(limit: float, deadline: float | None) -> Iterator[None]:
-    """Run the block's database work under ``limit`` seconds (inside the request's own deadline, if any).
+    """Run an expensive query's database work under ``limit`` seconds (inside the request's deadline).
 
     ``deadline`` (``time.monotonic()``) is when the request's deadline ends; a
     timeout met while it still had time is the query's own (see the module).

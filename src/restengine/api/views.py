@@ -442,8 +442,10 @@ class Views:
         count = single_value(args, "count")
         if count not in (None, "exact", "estimated"):
             raise InvalidParameter("count", "must be exact or estimated")
-        costly = any(name.rpartition("__")[2] in EXPENSIVE for name, _ in pairs if name not in RESERVED_PARAMETERS)
         narrowed = conjunction(resource.base_filter(), filters)
+        # Expensive: a text operator no index serves, or filters no index narrows down (a scan either way).
+        costly = any(name.rpartition("__")[2] in EXPENSIVE for name, _ in pairs if name not in RESERVED_PARAMETERS)
+        costly = costly or bool(filters and not resource.index_serves(narrowed))
         if (count == "exact" or (count == "estimated" and narrowed)) and not resource.index_serves(narrowed):
             if not resource.counts_freely:
                 raise InvalidParameter(
@@ -458,7 +460,10 @@ class Views:
         cursor = single_value(args, "cursor")
         if cursor is not None:
             after = pagination.keyset_filter(sort, codec.decode(cursor, sort))
-        with self.api.slots.hold(self._caller()) if costly else nullcontext():
+        with (
+            self.api.slots.hold(self._caller()) if costly else nullcontext(),
+            query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
+        ):
             page = reads.list_page(
                 resource, filters=filters, sort=sort, after=after, limit=limit,
                 fields=fields, expansions=expansions, count=count,
@@ -494,8 +499,7 @@ class Views:
         """
 
         def render() -> Entry:
-            with query_time(self.api.query_time, request.environ.get(DEADLINE)):
-                body, extra = build()
+            body, extra = build()
             data = orjson.dumps(body)
             return Entry(data, etag_of(data), extra, 0.0)
 

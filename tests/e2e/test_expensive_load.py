@@ -1,0 +1,110 @@
+"""One client's expensive queries cannot take reads down for everyone (the case of issue 15), through the whole
+stack: ``restengine up`` (nginx, two instances of two workers, Redis, the database), bounded in time.
+
+Several clients hammer ``?title__icontains=…&count=exact`` (a scan of every book, a new search each time so
+the cache cannot help) while another client reads items by id (each a different one: every read goes to the
+database). The cheap client sees no error at all; the expensive clients are told their query is the problem
+(422 query-too-expensive, 429 too-many-expensive-queries), never a 503.
+
+Its tail latency is printed, not asserted: on the embedded database (SecantusDB, one Python process) any scan
+running beside a cheap read holds that read up for the scan's GIL slices, and the issue's "p99 within 2x of
+unloaded" is not met there (see the note of issue 15 and docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.helpers import call, get
+from tests.e2e.upstack import UpStack, start_up, stop_up
+
+SECONDS = 10  # of load
+BASELINE = 300  # cheap reads with nobody else around
+EXPENSIVE_CLIENTS = 4
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    stack = start_up(
+        tmp_path_factory.mktemp("load"),
+        RESTENGINE_SEED_BOOKS="10000",
+        RESTENGINE_QUERY_TIME_MS="400",
+        RESTENGINE_EXPENSIVE_FILTERS="books.title,books.count",
+    )
+    yield stack
+    stop_up(stack)
+
+
+def cheap_reads(port: int, ids: list[str], seconds: float) -> tuple[list[float], Counter[int]]:
+    """Item GETs of ``ids`` in turn (each once at most) for ``seconds``: latencies and statuses."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline and n < len(ids):
+        started = time.monotonic()
+        status = get(port, f"/api/books/{ids[n % len(ids)]}")[0]
+        latencies.append(time.monotonic() - started)
+        statuses[status] += 1
+        n += 1
+    return latencies, statuses
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def test_expensive_clients_do_not_take_cheap_reads_down(stack: UpStack) -> None:
+    port = stack.http
+    ids: list[str] = []
+    cursor = "/api/books?limit=100&fields=id"
+    while len(ids) < 3000 and cursor:
+        status, _, raw = get(port, cursor)
+        assert status == 200, raw
+        page = json.loads(raw)
+        ids += [item["id"] for item in page["items"]]
+        cursor = page["next"] and page["next"].split(str(port), 1)[1]
+    baseline, base_statuses = cheap_reads(port, ids[:BASELINE], 60)  # every item once: cache misses
+    assert set(base_statuses) == {200}
+
+    stop = threading.Event()
+    expensive: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def hammer(client: int) -> None:
+        n = 0
+        while not stop.is_set():
+            status, _, body = call(port, "GET", f"/api/books?title__icontains=zq{client}x{n}&count=exact")
+            kind = body.get("type", "") if isinstance(body, dict) and status >= 400 else ""
+            with lock:
+                expensive[f"{status} {kind}".strip()] += 1
+            n += 1
+
+    hammers = [threading.Thread(target=hammer, args=(i,)) for i in range(EXPENSIVE_CLIENTS)]
+    for thread in hammers:
+        thread.start()
+    try:
+        time.sleep(1.0)  # the expensive load is on before the cheap client starts
+        loaded, statuses = cheap_reads(port, ids[BASELINE:], SECONDS)
+    finally:
+        stop.set()
+        for thread in hammers:
+            thread.join(30)
+    summary = (
+        f"cheap p99 {p99(baseline) * 1000:.1f} ms alone, {p99(loaded) * 1000:.1f} ms under load "
+        f"({len(baseline)} / {len(loaded)} reads, {dict(statuses)}); expensive outcomes {dict(expensive)}"
+    )
+    print(summary)
+    assert set(statuses) == {200} and len(loaded) > 10, summary
+    assert not [k for k in expensive if k.startswith("503") or k.startswith("5")], summary
+    assert {k for k in expensive if not k.startswith("200")} <= {
+        "422 urn:restengine:problem:query-too-expensive",
+        "429 urn:restengine:problem:too-many-expensive-queries",
+    }, summary
+    assert sum(n for k, n in expensive.items() if not k.startswith("200")) > 0, summary
