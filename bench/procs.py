@@ -86,6 +86,9 @@ def command_app(name: str, argv: list[str], port: int, env: dict[str, str], log_
                    ready=lambda: http_ok(port, health), ready_timeout=60)  # fmt: skip
 
 
+UNREFUSED = "1000000000/minute"  # a rate limit no benchmark reaches
+
+
 @dataclasses.dataclass
 class Services:
     """What every app under test shares: the database (already running), a redis-server, the demo data."""
@@ -99,7 +102,10 @@ class Services:
         """The environment of an app under test: this process's, pointed at the shared services."""
         return {**os.environ, "MONGODB_URI": self.database_uri, "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
                 "RESTENGINE_SECRET_KEY": self.secret_key, "RESTENGINE_DOCUMENTS": DEMO_MODULE,
-                "RESTENGINE_WORKERS": str(workers), "RESTENGINE_THREADS": str(threads), **extra}  # fmt: skip
+                "RESTENGINE_WORKERS": str(workers), "RESTENGINE_THREADS": str(threads),
+                # The limiter runs (its Redis round trip is part of the cost) and never refuses: one load
+                # generator is one client, far past any real client's limit.
+                "RESTENGINE_RATE_LIMIT": UNREFUSED, "RESTENGINE_WRITE_RATE_LIMIT": UNREFUSED, **extra}  # fmt: skip
 
     def stop(self) -> None:
         """Stop the redis-server (the database is the caller's)."""

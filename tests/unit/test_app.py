@@ -123,15 +123,24 @@ def test_proxy_fix_trusts_exactly_the_configured_hops() -> None:
     db.close_all()
 
 
-def test_the_pipeline_is_proxy_fix_then_cache_hits_then_flask() -> None:
+def test_the_pipeline_is_admission_proxy_fix_rate_limits_cache_hits_then_flask() -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
+    from restengine.admission import Admission
     from restengine.api.caching import CacheHits
+    from restengine.ratelimit import RateLimits
 
-    app = create_app({"MONGODB_URI": CLOSED, "RESTENGINE_PROXY_COUNT": 1})
+    app = create_app({"MONGODB_URI": CLOSED, "RESTENGINE_PROXY_COUNT": 1, "RESTENGINE_RATE_LIMIT": "10/second"})
     outer = app.wsgi_app
-    assert isinstance(outer, ProxyFix) and outer.x_for == 1
-    assert isinstance(outer.app, CacheHits), "fresh cache hits are answered after the client is known"
-    assert outer.app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
-    assert isinstance(create_app({"MONGODB_URI": CLOSED}).wsgi_app, CacheHits), "no proxy: no ProxyFix"
+    assert isinstance(outer, Admission), "a request that waited too long is refused before any work"
+    proxy = outer.wsgi_app
+    assert isinstance(proxy, ProxyFix) and proxy.x_for == 1
+    assert isinstance(proxy.app, RateLimits), "counted once the client's address is known"
+    assert isinstance(proxy.app.wsgi_app, CacheHits), "fresh cache hits are answered after the checks"
+    assert proxy.app.wsgi_app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
+    bare = create_app(
+        {"MONGODB_URI": CLOSED, "RESTENGINE_QUEUE_BUDGET_MS": 0, "RESTENGINE_RATE_LIMIT": "off",
+         "RESTENGINE_WRITE_RATE_LIMIT": "off"}
+    )  # fmt: skip
+    assert isinstance(bare.wsgi_app, CacheHits), "no budget, no proxy, no limit: none of their layers"
     db.close_all()
