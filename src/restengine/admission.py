@@ -21,9 +21,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from restengine.constants import REQUEST_ID_HEADER
-from restengine.errors import ServiceUnavailable, problem_response
-from restengine.requestid import request_id
+from restengine.errors import ServiceUnavailable, refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -58,15 +56,11 @@ class Admission:
         if seconds is None or seconds <= self.budget or environ.get("PATH_INFO") in ALWAYS:
             return self.wsgi_app(environ, start_response)
         self.refused += 1
-        response = problem_response(
-            ServiceUnavailable(
-                f"The server is busy: this request waited {seconds * 1000:.0f} ms for a free thread (the budget is "
-                f"{self.budget * 1000:.0f} ms); retry later.",
-                title="Server busy",
-                type="urn:restengine:problem:server-busy",
-                headers={"Retry-After": str(self.retry_after)},
-            )
+        problem = ServiceUnavailable(
+            f"The server is busy: this request waited {seconds * 1000:.0f} ms for a free thread (the budget is "
+            f"{self.budget * 1000:.0f} ms); retry later.",
+            title="Server busy",
+            type="urn:restengine:problem:server-busy",
+            headers={"Retry-After": str(self.retry_after)},
         )
-        response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
-        answer: Iterable[bytes] = response(environ, start_response)
-        return answer
+        return refuse(problem, environ, start_response)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,10 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 
-from restengine.constants import DRAIN_LIMIT, JSON, PROBLEM_JSON
+from restengine.constants import DRAIN_LIMIT, JSON, PROBLEM_JSON, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from flask import Flask
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,23 @@ def problem_response(problem: Problem) -> Response:
     )
     response.headers.update(problem.headers)
     return response
+
+
+def refuse(
+    problem: Problem,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Iterable[bytes]:
+    """Answer a request with ``problem`` from a WSGI layer, before Flask runs: its request id echoed
+    (the client's, when usable), ``headers`` added."""
+    from restengine.requestid import request_id  # it imports Flask's request globals, as this module does
+
+    response = problem_response(problem)
+    response.headers.extend(headers)
+    response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
+    answer: Iterable[bytes] = response(environ, start_response)
+    return answer
 
 
 RETRY_AFTER = "RESTENGINE_RETRY_AFTER"  # app.config key: the seconds a 503 asks clients to wait

@@ -42,9 +42,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from restengine.api.routes import parse_route
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, Principal, caller_of
-from restengine.constants import REQUEST_ID_HEADER
-from restengine.errors import Problem, problem_response
-from restengine.requestid import request_id
+from restengine.errors import Problem, refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -265,19 +263,14 @@ class RateLimits:
         fields = verdict.headers()
         if not verdict.allowed:
             retry = str(max(1, verdict.reset))
-            response = problem_response(
-                Problem(
-                    f"Too many requests: at most {quota.rate} ({quota.name}); retry in {retry} s.",
-                    status=429,
-                    title="Too many requests",
-                    type="urn:restengine:problem:rate-limited",
-                    headers={"Retry-After": retry},
-                )
+            problem = Problem(
+                f"Too many requests: at most {quota.rate} ({quota.name}); retry in {retry} s.",
+                status=429,
+                title="Too many requests",
+                type="urn:restengine:problem:rate-limited",
+                headers={"Retry-After": retry},
             )
-            response.headers.extend(fields)
-            response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
-            refused: Iterable[bytes] = response(environ, start_response)
-            return refused
+            return refuse(problem, environ, start_response, fields)
 
         def with_fields(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, *fields], exc_info)

@@ -27,16 +27,14 @@ from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, InvalidCredentials, Principal
 from restengine.auth.tokens import JwtVerifier, KeysUnavailable
 from restengine.config import ConfigError
-from restengine.constants import REQUEST_ID_HEADER
 from restengine.errors import (
     Forbidden,
     InvalidParameter,
     Problem,
     ServiceUnavailable,
     Unauthorized,
-    problem_response,
+    refuse,
 )
-from restengine.requestid import request_id
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -239,10 +237,7 @@ class Guard:
             try:
                 self.access.check(environ, route, environ.get("REQUEST_METHOD", ""))
             except Problem as problem:
-                response = problem_response(problem)
-                response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
-                result: Iterable[bytes] = response(environ, start_response)
-                return result
+                return refuse(problem, environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 
