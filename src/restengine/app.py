@@ -102,6 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         query_time_ms=min(settings.query_time_ms, settings.db_timeout_ms * 2 // 3),
         expensive_concurrency=settings.expensive_concurrency,
         expensive_total=max(1, settings.threads // 2),
+        shared_redis=redis_conn.client if redis_conn.configured else None,
         max_batch=settings.max_batch,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         cache=response_cache,

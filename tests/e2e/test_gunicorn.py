@@ -44,7 +44,7 @@ def test_gthread_default_serves_the_database(tmp_path: Path, mongodb_uri: str, c
         _probe_many(port)
         _status, _headers, _ = get(port, "/healthz", headers={"X-Request-ID": "rid-777"})
     text = log.read_text()
-    assert "Using worker: gthread" in text
+    assert "Using worker: restengine.ops.worker.ThreadWorker" in text
     line = next(entry for entry in text.splitlines() if "rid-777" in entry)
     assert "GET /healthz" in line and "ms pid=" in line, "access log has request time and request id"
     assert FORK_WARNING not in text

@@ -143,7 +143,7 @@ def test_restengine_serve_answers_healthz(wheel_venv: Venv, empty_dir: Path, tmp
             proc.wait(10)
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text
-    assert "Using worker: gthread" in text, text
+    assert "Using worker: restengine.ops.worker.ThreadWorker" in text, text
     assert not port_open("127.0.0.1", port), "serve stopped with its gunicorn"
     assert list(empty_dir.iterdir()) == [], "nothing is read from or written to the working directory"
 

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from pymongo.errors import ExecutionTimeout, NetworkTimeout
 
 import restengine
 from restengine.api.budget import QueryTooExpensive, Slots, TooManyExpensive, query_time
 from restengine.api.registry import EXTENSION, Api
+from restengine.ops.processes import free_port
 from tests.integration.api_helpers import customer, legacy_app, legacy_registry, problem
 
 QUERY_MS = 10
@@ -178,3 +180,35 @@ def test_an_index_less_equality_filter_is_expensive_too(serve: Any) -> None:
     with _api(app).slots.hold("addr:127.0.0.1"):
         assert app.test_client().get("/api/customers?name=Ada").status_code == 429  # a scan: no index on name
         assert app.test_client().get("/api/customers?email=ada@example.com").status_code == 200  # indexed
+
+
+def test_a_callers_share_counts_across_every_worker_through_redis(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete("re:xq:key:a", "re:xq:key:b")
+    first, second = (Slots(per_caller=1, total=4, shared=lambda: client, lease=5) for _ in range(2))  # two workers
+    with first.hold("key:a"):
+        with pytest.raises(TooManyExpensive, match="You already run 1 expensive queries"):
+            second.hold("key:a").__enter__()
+        with second.hold("key:b"):  # another caller has its own share
+            assert client.zcard("re:xq:key:b") == 1
+    assert client.zcard("re:xq:key:a") == 0 and client.zcard("re:xq:key:b") == 0, "every lease is given back"
+    with second.hold("key:a"):
+        pass
+    # A worker that died holding a lease holds it until the lease ends, no longer.
+    dead = Slots(per_caller=1, total=4, shared=lambda: client, lease=0.2)
+    dead._lease("key:a")
+    with pytest.raises(TooManyExpensive):
+        first.hold("key:a").__enter__()
+    time.sleep(0.3)
+    with first.hold("key:a"):
+        pass
+    client.close()
+
+
+def test_without_redis_the_caps_are_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    gone = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    slots = Slots(per_caller=1, total=4, shared=lambda: gone)
+    with caplog.at_level("WARNING"), slots.hold("key:a"), pytest.raises(TooManyExpensive):
+        slots.hold("key:a").__enter__()  # the per-process cap still holds
+    assert caplog.text.count("capped per process only") == 1
+    gone.close()

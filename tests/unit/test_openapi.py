@@ -309,8 +309,9 @@ def test_filters_sort_and_paging_parameters(spec: dict[str, Any]) -> None:
 
 def test_every_operation_lists_its_statuses(spec: dict[str, Any]) -> None:
     books, item = spec["paths"]["/api/books"], spec["paths"]["/api/books/{id}"]
-    assert set(books["get"]["responses"]) == {"200", "304", "400", "406", "414", "500", "503"}
+    assert set(books["get"]["responses"]) == {"200", "304", "400", "406", "414", "422", "429", "500", "503"}
     assert set(books["post"]["responses"]) == {
+        "429",
         "201",
         "400",
         "406",
@@ -323,14 +324,18 @@ def test_every_operation_lists_its_statuses(spec: dict[str, Any]) -> None:
         "503",
         "504",
     }
-    assert set(item["get"]["responses"]) == {"200", "304", "400", "404", "405", "406", "414", "500", "503"}
-    writes = {"200", "400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "500", "503", "504"}
+    assert set(item["get"]["responses"]) == {"200", "304", "400", "404", "405", "406", "414", "429", "500", "503"}
+    writes = {"200", "400", "404", "405", "406", "409", "412", "413", "414", "415", "422", "429", "500", "503", "504"}
     for method in ("put", "patch"):
         assert set(item[method]["responses"]) == writes
-    assert set(item["delete"]["responses"]) == {"204", "404", "405", "406", "409", "412", "414", "500", "503", "504"}
-    assert set(spec["paths"]["/api/books/_bulk"]["post"]["responses"]) == {
-        "200", "400", "406", "409", "413", "414", "415", "422", "500", "503", "504"
+    assert set(item["delete"]["responses"]) == {
+        "204", "404", "405", "406", "409", "412", "414", "429", "500", "503", "504"
     }  # fmt: skip
+    assert set(spec["paths"]["/api/books/_bulk"]["post"]["responses"]) == {
+        "200", "400", "406", "409", "413", "414", "415", "422", "429", "500", "503", "504"
+    }  # fmt: skip
+    limited = spec["components"]["responses"]["TooManyRequests"]["headers"]
+    assert set(limited) == {"Retry-After", "RateLimit", "RateLimit-Policy"}
     assert "content" not in spec["components"]["responses"]["URITooLong"], "gunicorn's or nginx's own page"
     assert set(item["patch"]["requestBody"]["content"]) == {"application/merge-patch+json", "application/json"}
     problem = spec["components"]["responses"]["NotFound"]["content"]["application/problem+json"]["schema"]

@@ -20,24 +20,32 @@ everyone. Told apart like this, while the request's deadline still has time:
   database stays a 503, whatever the query).
 
 **Concurrency.** :class:`Slots` caps the expensive reads (index-less filters,
-counts no index serves) one caller runs at once in a worker, and all callers
-together, so one client's slow queries cannot take every thread and pooled
-connection: past either cap, :class:`TooManyExpensive` (429).
+counts no index serves) one caller runs at once — across every worker and
+instance, through Redis — and all callers together in one worker, so one
+client's slow queries cannot take every thread and pooled connection, nor
+keep the database scanning on every worker at once: past either cap,
+:class:`TooManyExpensive` (429).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pymongo
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, PyMongoError, ServerSelectionTimeoutError
+from redis.exceptions import RedisError
 
 from restengine import db
 from restengine.errors import Problem, database_cause
+
+log = logging.getLogger(__name__)
 
 DEADLINE = "restengine.deadline"  # WSGI environ key: time.monotonic() when the request's database deadline ends
 MARGIN = 0.02  # seconds: a deadline that ends within this is spent
@@ -105,15 +113,49 @@ def _answers(seconds: float) -> bool:
     return True
 
 
-class Slots:
-    """The expensive reads running in this worker: at most ``per_caller`` per caller, ``total`` in all."""
+# Take one of a caller's shared slots: drop the leases that ended, refuse at the cap, else lease one more until
+# now + ARGV[2] ms (Redis's own clock: every instance agrees on it). KEYS[1]: the caller's set of leases.
+ACQUIRE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+SHARED_PREFIX = "re:xq:"
+RETRY_SECONDS = 2.0  # after Redis failed, how long the per-process caps alone apply before it is tried again
 
-    def __init__(self, per_caller: int, total: int) -> None:
+
+class Slots:
+    """The expensive reads running: at most ``per_caller`` per caller and ``total`` in all in this worker.
+
+    With ``shared`` (the process's Redis client), a caller's ``per_caller``
+    counts across every worker and instance: each running expensive read
+    holds a lease in Redis (until it ends, or ``lease`` seconds at most, for
+    a worker that died holding one). When Redis cannot be reached, the
+    per-process caps alone apply (a warning is logged once per outage).
+    """
+
+    def __init__(
+        self, per_caller: int, total: int, *, shared: Callable[[], Any] | None = None, lease: float = 5.0
+    ) -> None:
         self.per_caller = per_caller
         self.total = total
+        self.shared = shared
+        self.lease_ms = max(1, round(lease * 1000))
+        self._script: Any = None
+        self._down_until = 0.0
         self._held: dict[str, int] = {}
         self._running = 0
         self._lock = threading.Lock()
+
+    def _too_many(self) -> TooManyExpensive:
+        return TooManyExpensive(
+            f"You already run {self.per_caller} expensive queries (index-less filters, counts no index serves) at "
+            f"once, as many as are allowed. Wait for them, or ask for less."
+        )
 
     @contextmanager
     def hold(self, caller: str) -> Iterator[None]:
@@ -121,17 +163,18 @@ class Slots:
         with self._lock:
             mine = self._held.get(caller, 0)
             if mine >= self.per_caller:
-                raise TooManyExpensive(
-                    f"You already run {mine} expensive queries (index-less filters, count=exact) at once; "
-                    f"at most {self.per_caller} are allowed. Wait for them, or ask for less."
-                )
+                raise self._too_many()
             if self._running >= self.total:
                 raise TooManyExpensive("The server runs as many expensive queries as it can at once; retry shortly.")
             self._held[caller] = mine + 1
             self._running += 1
+        lease = None
         try:
+            lease = self._lease(caller)
             yield
         finally:
+            if lease is not None:
+                self._release(caller, lease)
             with self._lock:
                 self._running -= 1
                 left = self._held[caller] - 1
@@ -139,6 +182,32 @@ class Slots:
                     self._held[caller] = left
                 else:
                     del self._held[caller]
+
+    def _lease(self, caller: str) -> str | None:
+        """A shared lease for ``caller`` (its token), ``None`` without Redis; :class:`TooManyExpensive` at the cap."""
+        if self.shared is None or (self._down_until and time.monotonic() < self._down_until):
+            return None
+        token = uuid.uuid4().hex
+        try:
+            if self._script is None:
+                self._script = self.shared().register_script(ACQUIRE)
+            taken = self._script(keys=[SHARED_PREFIX + caller], args=[self.per_caller, self.lease_ms, token])
+        except RedisError as exc:
+            first = not self._down_until
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            if first:
+                log.warning("expensive queries are capped per process only: Redis cannot be reached (%s)", exc)
+            return None
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("expensive queries are capped across the service again: Redis answers")
+        if not taken:
+            raise self._too_many()
+        return token
+
+    def _release(self, caller: str, token: str) -> None:
+        with contextlib.suppress(RedisError):  # the lease ends by itself
+            self.shared().zrem(SHARED_PREFIX + caller, token)  # type: ignore[misc]
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

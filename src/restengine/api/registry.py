@@ -53,7 +53,8 @@ class Api:
     request to the API before its write is sent, ``write_timeout_ms`` the budget of the write itself
     (see :mod:`restengine.api.outcome`); ``query_time_ms`` the database time of the queries that build one
     GET's answer, ``expensive_concurrency`` and ``expensive_total`` the expensive reads one caller, and all
-    callers, may run at once in a process (see :mod:`restengine.api.budget`); ``max_batch`` the most
+    callers, may run at once (one caller's counted in the Redis ``shared_redis`` gives, when it does: see
+    :mod:`restengine.api.budget`); ``max_batch`` the most
     documents of an array POST and operations of a ``_bulk``; ``idempotency_ttl_seconds`` how long
     ``Idempotency-Key`` records are kept (in the default connection's database; ``None``: the header is
     ignored); ``cache`` is the response cache
@@ -78,6 +79,7 @@ class Api:
         query_time_ms: int = 1000,
         expensive_concurrency: int = 2,
         expensive_total: int = 4,
+        shared_redis: Callable[[], Any] | None = None,
         max_batch: int = 1000,
         idempotency_ttl_seconds: int | None = 86_400,
         cache: ResponseCache | None = None,
@@ -94,7 +96,7 @@ class Api:
         self.db_timeout = db_timeout_ms / 1000
         self.write_timeout = write_timeout_ms / 1000
         self.query_time = min(query_time_ms, db_timeout_ms) / 1000
-        self.slots = Slots(expensive_concurrency, expensive_total)
+        self.slots = Slots(expensive_concurrency, expensive_total, shared=shared_redis, lease=2 * self.db_timeout + 1)
         self.max_batch = max_batch
         self.idempotency = (
             None

@@ -162,7 +162,10 @@ PARAMETERS: dict[str, Any] = {
     "Count": {
         "name": "count",
         "in": "query",
-        "description": "Add the total (`count`, `X-Total-Count`); `estimated` is cheaper without filters.",
+        "description": (
+            "Add the total (`count`, `X-Total-Count`); `estimated` is cheaper without filters. A count of filters "
+            "no index narrows down is a 400 unless the resource allows it (`expensive=['count']`)."
+        ),
         "schema": {"enum": ["exact", "estimated"]},
     },
 }
@@ -191,6 +194,14 @@ HEADERS: dict[str, Any] = {
     },
     "Allow": {"description": "The methods allowed.", "required": True, "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait.", "required": True, "schema": {"type": "integer"}},
+    "RateLimit-Policy": {
+        "description": 'The caller\'s quota (IETF httpapi draft): `"read";q=600;w=60` is 600 requests per 60 s.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it: `"read";r=599;t=42` is 599 requests for the next 42 s.',
+        "schema": {"type": "string"},
+    },
     "Accept-Patch": {"description": "The patch media type.", "schema": {"type": "string"}},
     "WWW-Authenticate": {
         "description": 'How to authenticate: `Bearer`, or `Bearer error="invalid_token"`.',
@@ -232,6 +243,7 @@ RESPONSE_NAMES = {
     "422": "UnprocessableContent",
     "401": "Unauthorized",
     "403": "Forbidden",
+    "429": "TooManyRequests",
     "500": "InternalServerError",
     "503": "ServiceUnavailable",
     "504": "OutcomeUnknown",
@@ -276,13 +288,20 @@ RESPONSES: dict[str, Any] = {
     "UnprocessableContent": _problem_response(
         "The body does not fit the resource: the Document's validation, unknown or read-only fields, "
         "references to missing documents (`errors` by field, or by index); a body nested deeper than 100 "
-        "levels; an Idempotency-Key already used for a different request."
+        "levels; an Idempotency-Key already used for a different request. For a list: "
+        "`urn:restengine:problem:query-too-expensive`, the database stopped an expensive query at its time limit."
     ),
     "Unauthorized": _problem_response(
         "The credentials sent are not valid, or none were sent for what anonymous callers may not do.",
         header_refs("WWW-Authenticate"),
     ),
     "Forbidden": _problem_response("The caller's roles do not allow this action on this resource."),
+    "TooManyRequests": _problem_response(
+        "`urn:restengine:problem:rate-limited`: the caller's rate limit is spent until the window ends "
+        "(`RateLimit` says when); `urn:restengine:problem:too-many-expensive-queries`: the caller already runs "
+        "as many expensive queries (index-less filters, counts no index serves) as it may at once.",
+        header_refs("Retry-After", "RateLimit", "RateLimit-Policy"),
+    ),
     "InternalServerError": _problem_response("An unexpected failure (logged; no details are sent)."),
     "ServiceUnavailable": _problem_response(
         "The database did not answer within the request's time budget; for a write, before it was sent: "

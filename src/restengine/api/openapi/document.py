@@ -89,9 +89,19 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
             "responses": RESPONSES,
         },
     }
+    prefixes = [f"{mount.api}/{resource.name}" for resource in resources]
+    _limited(document, prefixes)
     if api.access is not None:
-        _secure(document, [f"{mount.api}/{resource.name}" for resource in resources])
+        _secure(document, prefixes)
     return document
+
+
+def _limited(document: dict[str, Any], prefixes: list[str]) -> None:
+    """The resources' operations may be refused by the rate limits or the cap on expensive queries: 429."""
+    for path, item in document["paths"].items():
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            for operation in (value for key, value in item.items() if key != "parameters"):
+                operation["responses"].update(responses("429"))
 
 
 def _secure(document: dict[str, Any], prefixes: list[str]) -> None:

@@ -89,7 +89,7 @@ class Operations:
                     "headers": header_refs("ETag-required", "Link", "X-Total-Count", "Cache-Control", "X-Cache"),
                     "content": {JSON: {"schema": ref(list_name)}},
                 },
-                **responses("304", "400", "406", "414", "500", "503"),
+                **responses("304", "400", "406", "414", "422", "500", "503"),
             },
         }
         paths: dict[str, Any] = {collection: {"get": list_op}}
