@@ -29,6 +29,7 @@ os.environ.setdefault("RESTENGINE_EXPENSIVE_FILTERS", "*")
 # And without rate limits: tests send far more than a client may; the limits have their own tests (test_rate_limits.py).
 os.environ.setdefault("RESTENGINE_RATE_LIMIT", "off")
 os.environ.setdefault("RESTENGINE_WRITE_RATE_LIMIT", "off")
+os.environ.setdefault("RESTENGINE_EXPENSIVE_RATE_LIMIT", "off")
 # gunicorn's access log (off by default: nginx logs every request): tests read the worker pids from it.
 os.environ.setdefault("RESTENGINE_ACCESS_LOG", "on")
 

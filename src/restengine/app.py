@@ -112,7 +112,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     access = access_from_settings(settings, api.resources)
     if access is not None:
         api.protect(access)
-    limiter = limiter_from_settings(settings, access)
+    limiter = api.limiter = limiter_from_settings(settings, access)
     taken = {rule.rule for rule in app.url_map.iter_rules()}
     if not hosted:
         app.register_blueprint(index_bp)
@@ -132,6 +132,7 @@ def limiter_from_settings(settings: Settings, access: Access | None) -> ratelimi
         storage,
         read=settings.rate_limit,
         write=settings.write_rate_limit,
+        expensive=settings.expensive_rate_limit,
         policy=access.policy if access is not None else None,
         shared=shared,
     )

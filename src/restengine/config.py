@@ -319,6 +319,14 @@ class Settings:
         "60/minute",
         "The same for writes (POST, PUT, PATCH, DELETE), counted apart from reads; `off`: no limit.",
     )
+    expensive_rate_limit: str | None = setting(
+        "RESTENGINE_EXPENSIVE_RATE_LIMIT",
+        parse_rate,
+        "30/minute",
+        "Expensive reads (index-less filters, counts no index serves) each client may start, counted apart and "
+        "on top of its other limits: with RESTENGINE_QUERY_TIME_MS, how much database time one client can take. "
+        "`off`: no limit.",
+    )
     query_time_ms: int = setting(
         "RESTENGINE_QUERY_TIME_MS",
         lambda n, v: parse_int(n, v, 10),
@@ -330,8 +338,9 @@ class Settings:
         "RESTENGINE_EXPENSIVE_CONCURRENCY",
         lambda n, v: parse_int(n, v, 1),
         2,
-        "Expensive reads (index-less filters, count=exact) one client may run at once in a worker; no more than "
-        "half the worker's threads run them together. Past either: 429.",
+        "Expensive reads (index-less filters, counts no index serves) one client may run at once, across every "
+        "worker and instance (through Redis); no more than half a worker's threads run them together. Past "
+        "either: 429.",
     )
     queue_budget_ms: int = setting(
         "RESTENGINE_QUEUE_BUDGET_MS",

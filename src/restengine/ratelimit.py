@@ -120,12 +120,14 @@ class Limiter:
         *,
         read: str | None,
         write: str | None,
+        expensive: str | None = None,
         policy: Policy | None = None,
         shared: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.storage = storage
         self.defaults = {False: Quota("read", rate(read)), True: Quota("write", rate(write))}
+        self.expensive = Quota("expensive", rate(expensive))  # counted by the views, for expensive reads only
         self.policy = policy
         self.shared = shared
         self.clock = clock
@@ -143,7 +145,7 @@ class Limiter:
     @property
     def enabled(self) -> bool:
         """Whether any request can be limited (some default, or the policy, sets a rate)."""
-        return any(q.rate is not None for q in self.defaults.values()) or (
+        return any(q.rate is not None for q in (*self.defaults.values(), self.expensive)) or (
             self.policy is not None and _policy_sets_limits(self.policy)
         )
 

@@ -238,3 +238,29 @@ def test_a_rate_that_cannot_be_read_is_refused_at_start_up(value: str, mongodb_u
     policy.write_text(f'[roles.x]\n"*" = {{ actions = ["read"], rate_limit = "{value}" }}\n')
     with legacy_registry(), pytest.raises(ConfigError, match=r"RESTENGINE_POLICY: roles\.x\.\*\.rate_limit"):
         make(mongodb_uri, None, RESTENGINE_POLICY=str(policy))
+
+
+def test_expensive_reads_have_a_budget_of_their_own(mongodb_uri: str, redis_url: str) -> None:
+    with legacy_registry():
+        app = make(
+            mongodb_uri,
+            redis_url,
+            RESTENGINE_AUTH="off",
+            RESTENGINE_EXPENSIVE_RATE_LIMIT="2/minute",
+            RESTENGINE_RATE_LIMIT="100/minute",
+            RESTENGINE_CACHE_TTL="0",
+        )
+        try:
+            customer("ABC123", "Ada")
+            client = app.test_client()
+            scans = [client.get(f"/api/customers?name__icontains=a{n}") for n in range(3)]
+            cheap = client.get("/api/customers?code=ABC123")
+        finally:
+            restengine.db.close_all()
+    assert [s.status_code for s in scans] == [200, 200, 429]
+    body = problem(scans[2], 429)
+    assert body["type"] == "urn:restengine:problem:rate-limited"
+    assert "Too many expensive queries" in body["detail"] and "2 per 1 minute" in body["detail"]
+    assert 1 <= int(scans[2].headers["Retry-After"]) <= 60
+    assert '"expensive";q=2;w=60' in scans[2].headers.getlist("RateLimit-Policy")
+    assert cheap.status_code == 200, "reads an index serves are not counted against it"

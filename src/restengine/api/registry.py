@@ -31,6 +31,8 @@ from restengine.constants import ALL_METHODS
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+    from restengine.ratelimit import Limiter
+
 EXTENSION = "restengine.api"
 
 
@@ -115,6 +117,7 @@ class Api:
         self.docs_path = docs_path
         self._endpoint_prefix = ""
         self.access: Access | None = None
+        self.limiter: Limiter | None = None  # counts the expensive reads too (restengine.create_app sets it)
         if authenticate is not None or policy is not None:
             self.protect(Access(policy or DEFAULT_POLICY, authenticate=authenticate))
         if app is not None:

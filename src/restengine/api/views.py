@@ -460,6 +460,8 @@ class Views:
         cursor = single_value(args, "cursor")
         if cursor is not None:
             after = pagination.keyset_filter(sort, codec.decode(cursor, sort))
+        if costly:
+            self._count_expensive()
         with (
             self.api.slots.hold(self._caller()) if costly else nullcontext(),
             query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
@@ -479,6 +481,23 @@ class Views:
             body["count"] = page.count
             headers["X-Total-Count"] = str(page.count)
         return body, headers
+
+    def _count_expensive(self) -> None:
+        """Count an expensive read against its caller's ``RESTENGINE_EXPENSIVE_RATE_LIMIT``; 429 past it."""
+        limiter = self.api.limiter
+        if limiter is None:
+            return
+        verdict = limiter.hit(limiter.expensive, self._caller())
+        if verdict is not None and not verdict.allowed:
+            retry = str(max(1, verdict.reset))
+            raise Problem(
+                f"Too many expensive queries (index-less filters, counts no index serves): at most "
+                f"{limiter.expensive.rate}; retry in {retry} s, or ask for less.",
+                status=429,
+                title="Too many requests",
+                type="urn:restengine:problem:rate-limited",
+                headers={"Retry-After": retry, **dict(verdict.headers())},
+            )
 
     def _caller(self) -> str:
         """Whose expensive queries this request's are: its principal's, else its client address's."""
