@@ -3,16 +3,19 @@ stack: ``restengine up`` (nginx, two instances of two workers, Redis, the databa
 
 Several clients hammer ``?title__icontains=…&count=exact`` (a scan of every book, a new search each time so
 the cache cannot help) while another client reads items by id (each a different one: every read goes to the
-database). The cheap client sees no error at all; the expensive clients are told their query is the problem
-(422 query-too-expensive, 429 too-many-expensive-queries), never a 503.
+database). The expensive clients are hostile (never wait) or polite (wait as Retry-After says), under the
+shipped limits. The cheap client sees no error at all; the expensive clients are told their query is the
+problem (422 query-too-expensive, 429 too-many-expensive-queries or rate-limited), never a 503.
 
-Its tail latency is printed, not asserted: on the embedded database (SecantusDB, one Python process) any scan
-running beside a cheap read holds that read up for the scan's GIL slices, and the issue's "p99 within 2x of
-unloaded" is not met there (see the note of issue 15 and docs/benchmarks.md)."""
+Its tail latency is printed, not asserted: on the embedded database (SecantusDB, one Python process) a scan
+holds up every other query while it runs, and on two cores the load generator competes with the service, so
+the issue's "p99 within 2x of unloaded" is not met here (see the note of issue 15)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import multiprocessing
 import statistics
 import threading
 import time
@@ -22,7 +25,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from tests.e2e.helpers import call, get
+from tests.e2e.helpers import get
 from tests.e2e.upstack import UpStack, start_up, stop_up
 from tests.keys import OTHER_SECRET
 
@@ -51,7 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
         RESTENGINE_SEED_BOOKS="10000",
         RESTENGINE_QUERY_TIME_MS="400",
         RESTENGINE_EXPENSIVE_FILTERS="books.title,books.count",
-        RESTENGINE_RATE_LIMIT="600/minute",
+        RESTENGINE_RATE_LIMIT="600/minute",  # the shipped limits (the test suite turns them off)
+        RESTENGINE_EXPENSIVE_RATE_LIMIT="30/minute",
         RESTENGINE_AUTH="on",
         RESTENGINE_JWT_SECRET=OTHER_SECRET,
         RESTENGINE_POLICY=str(where / "policy.toml"),
@@ -85,7 +89,42 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-def test_expensive_clients_do_not_take_cheap_reads_down(stack: UpStack) -> None:
+def hammer(port: int, source: str, polite: bool, seconds: float, results: multiprocessing.Queue[Counter[str]]) -> None:
+    """:data:`EXPENSIVE_CLIENTS` threads from ``source`` asking for a new index-less search and its count,
+    again and again, for ``seconds`` (``polite``: waiting as ``Retry-After`` says after a 429 or 503); what
+    they were answered (status and problem type), put in ``results``."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def one(client: int) -> None:
+        n = 0
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+            try:
+                conn.request("GET", f"/api/books?title__icontains=zq{client}x{n}&count=exact")
+                response = conn.getresponse()
+                body = json.loads(response.read() or b"{}")
+            finally:
+                conn.close()
+            kind = body.get("type", "") if response.status >= 400 else ""
+            with lock:
+                outcomes[f"{response.status} {kind}".strip()] += 1
+            n += 1
+            if polite and response.status in (429, 503):
+                wait = float(response.getheader("Retry-After") or 1)
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(EXPENSIVE_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put(outcomes)
+
+
+@pytest.mark.parametrize(("behaviour", "source"), [("hostile", "127.0.0.2"), ("polite", "127.0.0.3")])
+def test_expensive_clients_do_not_take_cheap_reads_down(stack: UpStack, behaviour: str, source: str) -> None:
     port = stack.http
     ids: list[str] = []
     cursor = "/api/books?limit=100&fields=id"
@@ -95,39 +134,32 @@ def test_expensive_clients_do_not_take_cheap_reads_down(stack: UpStack) -> None:
         page = json.loads(raw)
         ids += [item["id"] for item in page["items"]]
         cursor = page["next"] and page["next"].split(str(port), 1)[1]
-    baseline, base_statuses = cheap_reads(port, ids[:BASELINE], 60)  # every item once: cache misses
+    offset = 0 if behaviour == "hostile" else 1500  # each run reads items no earlier run cached
+    baseline, base_statuses = cheap_reads(port, ids[offset : offset + BASELINE], 60)
     assert set(base_statuses) == {200}
 
-    stop = threading.Event()
-    expensive: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def hammer(client: int) -> None:
-        n = 0
-        while not stop.is_set():
-            status, _, body = call(port, "GET", f"/api/books?title__icontains=zq{client}x{n}&count=exact")
-            kind = body.get("type", "") if isinstance(body, dict) and status >= 400 else ""
-            with lock:
-                expensive[f"{status} {kind}".strip()] += 1
-            n += 1
-
-    hammers = [threading.Thread(target=hammer, args=(i,)) for i in range(EXPENSIVE_CLIENTS)]
-    for thread in hammers:
-        thread.start()
+    # The expensive clients run in a process of their own: their threads must not hold up the cheap
+    # client's in this one (one GIL), or its latency would measure this test, not the service.
+    fork = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue[Counter[str]] = fork.Queue()
+    hammers = fork.Process(target=hammer, args=(port, source, behaviour == "polite", SECONDS + 1.5, results))
+    hammers.start()
     try:
         time.sleep(1.0)  # the expensive load is on before the cheap client starts
-        loaded, statuses = cheap_reads(port, ids[BASELINE:], SECONDS)
+        loaded, statuses = cheap_reads(port, ids[offset + BASELINE : offset + 1500], SECONDS)
+        expensive = results.get(timeout=60)
     finally:
-        stop.set()
-        for thread in hammers:
-            thread.join(30)
+        hammers.join(30)
+        if hammers.is_alive():
+            hammers.kill()
+            hammers.join()
     summary = (
-        f"cheap p99 {p99(baseline) * 1000:.1f} ms alone, {p99(loaded) * 1000:.1f} ms under load "
+        f"{behaviour}: cheap p99 {p99(baseline) * 1000:.1f} ms alone, {p99(loaded) * 1000:.1f} ms under load "
         f"({len(baseline)} / {len(loaded)} reads, {dict(statuses)}); expensive outcomes {dict(expensive)}"
     )
     print(summary)
     assert set(statuses) == {200} and len(loaded) > 10, summary
-    assert not [k for k in expensive if k.startswith("503") or k.startswith("5")], summary
+    assert not [k for k in expensive if k.startswith("5")], summary
     assert {k for k in expensive if not k.startswith("200")} <= {
         "422 urn:restengine:problem:query-too-expensive",
         "429 urn:restengine:problem:too-many-expensive-queries",
