@@ -10,10 +10,16 @@ unless the access policy sets other limits for the caller (see
 
 The counting is the ``limits`` library's fixed window (the engine of
 Flask-Limiter, used directly because the check runs in a WSGI layer in front
-of the cache's fast path, where no Flask extension sees the request): one
-atomic increment in Redis per request, the window starting at the first
-request of a caller. Without Redis the counts are the process's own (a
-warning says that the limit then applies per worker).
+of the cache's fast path, where no Flask extension sees the request): an
+atomic increment in Redis, the window starting at the first request of a
+caller. A round trip to Redis for every request would cost a cached GET
+about half its throughput, so a caller far from its limit (half of it left,
+and at least :data:`ASYNC_FLOOR`) is counted in the process at once and its
+requests are sent to Redis together a few milliseconds later by a
+background thread; near the limit, or when the process has not heard Redis's
+count in the last :data:`FRESH` seconds, each request waits for Redis's own
+count, so the limit itself is exact. Without Redis the counts are the
+process's own (a warning says that the limit then applies per worker).
 
 Every answer the layer lets through carries the ``RateLimit-Policy`` and
 ``RateLimit`` fields of the IETF httpapi draft (``"read";q=600;w=60`` and
@@ -30,6 +36,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -55,7 +62,11 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RETRY_SECONDS = 2.0  # after a failure to reach Redis, how long requests go on unchecked before it is tried again
 KEY_PREFIX = "re:rl"
 EXTENSION = "restengine.ratelimit"  # app.extensions key of the app's Limiter (None: nothing is limited)
-RESETS = 10_000  # window ends remembered per process (one per caller and quota met); the oldest are dropped
+WINDOWS = 10_000  # windows remembered per process (one per caller and quota met); the ended ones are dropped
+ASYNC_FLOOR = 50  # a request is counted ahead of the storage only while this many (and half the limit) are left
+FRESH = 0.1  # seconds: ... and only while this process heard the storage's count that recently
+EDGE = 0.05  # seconds: ... and not this close to the end of the window
+SEND_INTERVAL = 0.005  # seconds between two sendings of what was counted ahead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +80,20 @@ class Quota:
     def policy_field(self) -> str:
         assert self.rate is not None
         return f'"{self.name}";q={self.rate.amount};w={self.rate.get_expiry()}'
+
+
+@dataclasses.dataclass
+class _Window:
+    """What this process knows of one caller's window: when it ends (epoch seconds), the storage's count when
+    last heard (monotonic ``heard``), and the requests counted here since: ``pending`` (not sent yet) and
+    ``sending`` (sent, the answer awaited)."""
+
+    ends: float
+    known: int
+    heard: float
+    expiry: int
+    pending: int = 0
+    sending: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,9 +158,12 @@ class Limiter:
         self.clock = clock
         self.failed_open = 0  # requests let through unchecked because the counts could not be reached
         self._down_until = 0.0
+        self.batched = shared  # counts ahead of a shared storage (a process's own needs no round trip)
         self._quotas: dict[tuple[Any, ...], Quota] = {}
-        self._resets: dict[str, float] = {}
+        self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._sender_pid = 0
         theirs: Any = storage.base_exceptions  # a class or a tuple of them
         self._errors: tuple[type[BaseException], ...] = (
             StorageError,
@@ -170,7 +198,13 @@ class Limiter:
         return Quota(kind if scope == "*" else f"{resource}.{kind}", best)
 
     def hit(self, quota: Quota, caller: str) -> Verdict | None:
-        """Count one request of ``caller`` against ``quota``; ``None`` when it cannot be counted (failing open)."""
+        """Count one request of ``caller`` against ``quota``; ``None`` when it cannot be counted (failing open).
+
+        Far from its limit (see :data:`ASYNC_FLOOR`), a caller's request is counted in this process and sent
+        to the shared storage by a background thread a few milliseconds later, with the others counted
+        meanwhile; near it, or when this process has not heard the storage's count lately, the request waits
+        for the storage's own answer, so the limit itself is exact.
+        """
         item = quota.rate
         if item is None:
             return None
@@ -178,32 +212,120 @@ class Limiter:
             self.failed_open += 1
             return None
         key = item.key_for(quota.name, caller)
+        if self.batched:
+            early = self._early(quota, key)
+            if early is not None:
+                return early
+        return self._counted(quota, key)
+
+    def _early(self, quota: Quota, key: str) -> Verdict | None:
+        """The verdict of a request counted here for now (sent later), or ``None``: ask the storage."""
+        item = quota.rate
+        assert item is not None
+        now = self.clock()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or window.ends <= now + EDGE or time.monotonic() - window.heard > FRESH:
+                return None
+            used = window.known + window.sending + window.pending + 1
+            if item.amount - used < max(item.amount // 2, ASYNC_FLOOR):
+                return None
+            window.pending += 1
+            if window.pending == 1:
+                self._wake.set()
+        self._ensure_sender()
+        return Verdict(quota, True, item.amount - used, max(0, math.ceil(window.ends - now)))
+
+    def _counted(self, quota: Quota, key: str) -> Verdict | None:
+        """Count the request (and what this process counted for ``key`` meanwhile) in the storage, and wait."""
+        item = quota.rate
+        assert item is not None
         expiry = item.get_expiry()
+        with self._lock:
+            window = self._windows.get(key)
+            taken = window.pending if window is not None else 0
+            if window is not None:
+                window.pending, window.sending = 0, window.sending + taken
         try:
-            count = self.storage.incr(key, expiry)
-            now = self.clock()
-            if count == 1:
-                ends = self._resets[key] = now + expiry
-            else:
-                ends = self._resets.get(key, 0.0)
-                if ends <= now:
-                    ends = self._resets[key] = self.storage.get_expiry(key)
+            count, ends = self._send(key, expiry, 1 + taken)
         except self._errors as exc:
+            self._settle(key, taken, None, expiry)
             self._failed(exc)
             return None
+        now = self.clock()
+        self._settle(key, taken, (count, ends), expiry)
         if self._down_until:
             self._down_until = 0.0
             log.warning("rate limits are counted again: the rate limit storage answers")
-        if len(self._resets) > RESETS:
-            self._forget_ended(now)
         return Verdict(quota, count <= item.amount, max(0, item.amount - count), max(0, math.ceil(ends - now)))
 
-    def _forget_ended(self, now: float) -> None:
+    def _send(self, key: str, expiry: int, amount: int) -> tuple[int, float]:
+        """Add ``amount`` to ``key``'s count in the storage: the new count, and when its window ends (epoch s)."""
+        count = self.storage.incr(key, expiry, amount=amount)
+        now = self.clock()
+        if count == amount:  # this call opened the window (the storage set its expiry)
+            return count, now + expiry
         with self._lock:
-            for key in [k for k, end in list(self._resets.items()) if end <= now]:
-                self._resets.pop(key, None)
-            if len(self._resets) > RESETS:  # every window still open: start again (a miss costs a TTL lookup)
-                self._resets.clear()
+            window = self._windows.get(key)
+            ends = window.ends if window is not None else 0.0
+        if ends <= now:
+            ends = self.storage.get_expiry(key)
+        return count, ends
+
+    def _settle(self, key: str, sent: int, answer: tuple[int, float] | None, expiry: int) -> None:
+        """Record the storage's ``answer`` (count, window end) to ``sent`` increments of ``key``; ``None``: lost."""
+        with self._lock:
+            window = self._windows.get(key)
+            if window is not None:
+                window.sending -= sent
+            if answer is None:
+                return
+            count, ends = answer
+            if window is None:
+                if len(self._windows) >= WINDOWS:
+                    self._forget_ended()
+                self._windows[key] = _Window(ends=ends, known=count, heard=time.monotonic(), expiry=expiry)
+            elif ends > window.ends + EDGE:  # a new window: what was counted here since is in it
+                window.ends, window.known, window.heard = ends, count, time.monotonic()
+            else:
+                window.known = max(window.known, count)  # answers may arrive out of order
+                window.heard = time.monotonic()
+
+    def _forget_ended(self) -> None:
+        """Drop the windows that ended with nothing left to send (under the lock); all of them if none did."""
+        now = self.clock()
+        ended = [k for k, w in self._windows.items() if w.ends <= now and not (w.pending or w.sending)]
+        for key in ended or list(self._windows):
+            del self._windows[key]
+
+    def _ensure_sender(self) -> None:
+        """Start this process's sender thread (once per process: a forked worker starts its own)."""
+        if self._sender_pid == os.getpid():
+            return
+        with self._lock:
+            if self._sender_pid == os.getpid():
+                return
+            self._sender_pid = os.getpid()
+        threading.Thread(target=self._send_loop, name="restengine-ratelimit", daemon=True).start()
+
+    def _send_loop(self) -> None:
+        """Send what was counted here, every :data:`SEND_INTERVAL` while there is some, forever."""
+        while True:
+            self._wake.wait()
+            time.sleep(SEND_INTERVAL)
+            with self._lock:
+                self._wake.clear()
+                batch = [(key, w.pending, w.expiry) for key, w in self._windows.items() if w.pending]
+                for key, amount, _ in batch:
+                    window = self._windows[key]
+                    window.pending, window.sending = 0, window.sending + amount
+            for key, amount, expiry in batch:
+                try:
+                    answer: tuple[int, float] | None = self._send(key, expiry, amount)
+                except self._errors as exc:
+                    answer = None
+                    self._failed(exc)
+                self._settle(key, amount, answer, expiry)
 
     def _failed(self, exc: BaseException) -> None:
         self.failed_open += 1

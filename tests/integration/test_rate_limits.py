@@ -264,3 +264,65 @@ def test_expensive_reads_have_a_budget_of_their_own(mongodb_uri: str, redis_url:
     assert 1 <= int(scans[2].headers["Retry-After"]) <= 60
     assert '"expensive";q=2;w=60' in scans[2].headers.getlist("RateLimit-Policy")
     assert cheap.status_code == 200, "reads an index serves are not counted against it"
+
+
+def evals(client: redis.Redis) -> int:
+    """Scripts Redis ran so far (every count the limiter sends is one)."""
+    return sum(int(v["calls"]) for k, v in client.info("commandstats").items() if k.startswith("cmdstat_eval"))
+
+
+def wait_until(predicate: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_far_from_its_limit_a_caller_is_counted_ahead_and_nothing_is_lost(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    storage, _ = ratelimit.storage_for(load_settings({"REDIS_URL": redis_url}))
+    limiter = ratelimit.Limiter(storage, read="100000/minute", write=None)
+    quota = limiter.defaults[False]
+    before = evals(client)
+    verdicts = [limiter.hit(quota, "addr:busy") for _ in range(2000)]
+    assert all(v is not None and v.allowed for v in verdicts)
+    assert verdicts[-1] is not None and verdicts[-1].remaining <= 100000 - 2000 + 50
+    key = quota.rate.key_for("read", "addr:busy")  # type: ignore[union-attr]
+    wait_until(lambda: int(client.get(f"{ratelimit.KEY_PREFIX}:{key}") or 0) == 2000)
+    sent = evals(client) - before
+    assert sent < 2000 / 5, f"{sent} round trips for 2000 requests: they are sent together"
+    client.close()
+
+
+def test_near_its_limit_every_request_waits_for_the_shared_count(redis_url: str) -> None:
+    # Two workers share a caller's 200 a minute: far from it they count ahead, from halfway each request asks
+    # Redis; in all, the limit lets through 200 and not one more.
+    storage_a, _ = ratelimit.storage_for(load_settings({"REDIS_URL": redis_url}))
+    storage_b, _ = ratelimit.storage_for(load_settings({"REDIS_URL": redis_url}))
+    workers = [ratelimit.Limiter(s, read="200/minute", write=None) for s in (storage_a, storage_b)]
+    allowed = 0
+    for n in range(300):
+        limiter = workers[n % 2]
+        verdict = limiter.hit(limiter.defaults[False], "addr:edge")
+        assert verdict is not None
+        allowed += verdict.allowed
+    assert allowed == 200
+
+
+def test_counts_of_one_process_reach_redis_when_it_is_back(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage, _ = ratelimit.storage_for(load_settings({"REDIS_URL": redis_url}))
+    limiter = ratelimit.Limiter(storage, read="100000/minute", write=None)
+    quota = limiter.defaults[False]
+    assert limiter.hit(quota, "addr:gap") is not None  # the window is known: what follows is counted ahead
+    real = storage.incr
+
+    def down(*args: Any, **kwargs: Any) -> int:
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(storage, "incr", down)
+    for _ in range(10):
+        limiter.hit(quota, "addr:gap")
+    wait_until(lambda: limiter.failed_open > 0 or limiter._down_until > 0)
+    monkeypatch.setattr(storage, "incr", real)
+    # Failing open: what could not be sent is lost (counted low, never high), and requests go on.
+    assert all(limiter.hit(quota, "addr:gap") is None for _ in range(3))
