@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from restengine import metrics
 from restengine.errors import ServiceUnavailable, refuse
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Admission:
         if seconds is None or seconds <= self.budget or environ.get("PATH_INFO") in ALWAYS:
             return self.wsgi_app(environ, start_response)
         self.refused += 1
+        metrics.refused("shed")
         problem = ServiceUnavailable(
             f"The server is busy: this request waited {seconds * 1000:.0f} ms for a free thread (the budget is "
             f"{self.budget * 1000:.0f} ms); retry later.",

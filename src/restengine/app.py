@@ -6,10 +6,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, url_for
+from flask import Blueprint, Flask, Response, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from restengine import cache, db, errors, health, ratelimit, redisconn, requestid
+from restengine import cache, db, errors, health, metrics, ratelimit, redisconn, requestid
 from restengine.admission import Admission
 from restengine.api import Api
 from restengine.api.access import Access
@@ -25,7 +25,7 @@ from restengine.jsonresp import json_response
 from restengine.ratelimit import RateLimits
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     else:
         errors.init_app(app, retry_after=settings.retry_after)
     requestid.init_app(app)
+    if settings.metrics == "on":
+        metrics.enable()  # before the database connection is registered: its driver events are measured
     db.init_app(app, settings)
     redis_conn = redisconn.init_app(app, settings)
     response_cache = cache.init_app(app, settings, redis_conn)
@@ -116,6 +118,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     taken = {rule.rule for rule in app.url_map.iter_rules()}
     if not hosted:
         app.register_blueprint(index_bp)
+    if settings.metrics == "on":
+        app.before_request(_route_of_request)
+        if "/metrics" not in taken:
+            reads_metrics = None if access is None else _policy_reads_metrics(access)
+            app.register_blueprint(metrics.blueprint(settings.metrics_allow, reads_metrics))
     if not {"/healthz", "/readyz"} & taken:
         app.register_blueprint(
             health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
@@ -123,6 +130,43 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[ratelimit.EXTENSION] = limiter
     app.wsgi_app = build_pipeline(app.wsgi_app, settings, api, limiter)  # type: ignore[method-assign,assignment]
     return app
+
+
+def _route_of_request() -> None:
+    """Flask matched a URL rule: the route the request metrics name (the API's own are known before Flask)."""
+    rule = request.url_rule
+    if rule is not None:
+        request.environ.setdefault(metrics.ROUTE, rule.rule)
+
+
+def _policy_reads_metrics(access: Access) -> Callable[[WSGIEnvironment], bool]:
+    """Whether the caller's roles may ``read`` the pseudo-resource ``metrics`` (a policy may grant it)."""
+
+    def may_read(environ: WSGIEnvironment) -> bool:
+        try:
+            return access.policy.reads_metrics(access.principal(environ))
+        except errors.Problem:
+            return False
+
+    return may_read
+
+
+def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
+    """The route template of a request to the API (``/api/books/{id}``), for the request metrics; ``None``
+    for anything else (a path naming no served resource included)."""
+    from restengine.api.routes import parse_route
+
+    prefix = api.url_prefix
+
+    def route_of(environ: WSGIEnvironment) -> str | None:
+        route = parse_route(environ.get("PATH_INFO", ""), prefix)
+        if route is None or route.resource not in api.resources:
+            return None
+        if route.bulk:
+            return f"{prefix}/{route.resource}/_bulk"
+        return f"{prefix}/{route.resource}/{{id}}" if route.item is not None else f"{prefix}/{route.resource}"
+
+    return route_of
 
 
 def limiter_from_settings(settings: Settings, access: Access | None) -> ratelimit.Limiter | None:
@@ -195,7 +239,9 @@ def build_pipeline(
 ) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
-    0. ``Admission`` (with ``RESTENGINE_QUEUE_BUDGET_MS``): a request that waited too long for a thread of
+    0a. ``Requests`` (with ``RESTENGINE_METRICS=on``): every request's duration and status, whoever answers
+       it (see :mod:`restengine.metrics`).
+    0b. ``Admission`` (with ``RESTENGINE_QUEUE_BUDGET_MS``): a request that waited too long for a thread of
        its worker is refused with a 503 at once (see :mod:`restengine.admission`).
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
        client's address, scheme and host, as later layers and URLs see them.
@@ -212,6 +258,9 @@ def build_pipeline(
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
     layers: list[Layer] = []
+    if settings.metrics == "on":
+        route_of = api_route(api)
+        layers.append(lambda inner: metrics.Requests(inner, route_of))
     if settings.queue_budget_ms:
         budget, retry_after = settings.queue_budget_ms / 1000, settings.retry_after
         layers.append(lambda inner: Admission(inner, budget, retry_after))

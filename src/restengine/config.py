@@ -107,6 +107,19 @@ def parse_rate(name: str, raw: Any) -> str | None:
     return value
 
 
+def parse_networks(name: str, raw: Any) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``, ``::1``), comma-separated."""
+    import ipaddress
+
+    entries = parse_list(name, raw)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: expected addresses or networks such as 10.0.0.0/8, got {entry!r}") from None
+    return entries
+
+
 def parse_choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(name: str, raw: Any) -> str:
         value = parse_str(name, raw).lower()
@@ -348,6 +361,19 @@ class Settings:
         500,
         "How long a request may wait for a free thread of its worker (gthread); one that waited longer is "
         "answered 503 with Retry-After at once (health checks never are); 0: wait as long as it takes.",
+    )
+    metrics: str = setting(
+        "RESTENGINE_METRICS",
+        parse_choice("on", "off"),
+        "on",
+        "Prometheus metrics of every worker at GET /metrics (see *Metrics*); `off`: nothing measured or served.",
+    )
+    metrics_allow: tuple[str, ...] = setting(
+        "RESTENGINE_METRICS_ALLOW",
+        parse_networks,
+        ("127.0.0.1/32", "::1/128"),
+        "Client addresses or networks that may read /metrics (as RESTENGINE_PROXY_COUNT reveals them); callers "
+        "whose role the policy lets read `metrics` may too.",
     )
     # The worker reads it too: with MONGODB_URI unset it connects to the embedded server's port.
     db_port: int = setting("RESTENGINE_DB_PORT", parse_port, 27017, "Port of the embedded database server.")

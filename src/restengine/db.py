@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import mongoengine
 from mongoengine.connection import DEFAULT_CONNECTION_NAME
 
+from restengine import metrics
 from restengine.config import DEFAULT_DATABASE, Settings
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def client_options(settings: Settings, *, timeout_ms: int | None = None) -> dict
         "serverSelectionTimeoutMS": timeout,
         "connectTimeoutMS": min(timeout, 5000),
         "uuidRepresentation": _UUID_REPRESENTATIONS[settings.uuid_representation],
+        "event_listeners": metrics.listeners(),
     }
 
 
@@ -99,7 +101,9 @@ def adopt(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_m
         theirs = _connection_settings.get(alias)
         if theirs is None or alias in _registered:
             return False
-        kwargs = {**client_options(settings, timeout_ms=timeout_ms), **theirs}
+        ours = client_options(settings, timeout_ms=timeout_ms)
+        kwargs = {**ours, **theirs}
+        kwargs["event_listeners"] = [*theirs.get("event_listeners", ()), *ours["event_listeners"]]
         _adopted.add(alias)
         mongoengine.disconnect(alias)
         mongoengine.register_connection(alias, **kwargs)

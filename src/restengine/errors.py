@@ -25,6 +25,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 
+from restengine import metrics
 from restengine.constants import DRAIN_LIMIT, JSON, PROBLEM_JSON, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
@@ -366,6 +367,7 @@ def to_problem(exc: BaseException) -> Problem | None:
         )
     cause = database_cause(exc)
     if cause is not None:
+        metrics.refused("database_unavailable")
         log.warning("database unavailable: %s: %s", type(cause).__name__, cause)
         return database_unavailable()
     return None

@@ -46,6 +46,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 
+from restengine import metrics
 from restengine.api.routes import parse_route
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, Principal, caller_of
@@ -210,6 +211,7 @@ class Limiter:
             return None
         if self._down_until and time.monotonic() < self._down_until:
             self.failed_open += 1
+            metrics.unchecked()
             return None
         key = item.key_for(quota.name, caller)
         if self.batched:
@@ -329,6 +331,7 @@ class Limiter:
 
     def _failed(self, exc: BaseException) -> None:
         self.failed_open += 1
+        metrics.unchecked()
         with self._lock:
             first = not self._down_until
             self._down_until = time.monotonic() + RETRY_SECONDS
@@ -394,6 +397,7 @@ class RateLimits:
                 type="urn:restengine:problem:rate-limited",
                 headers={"Retry-After": retry},
             )
+            metrics.refused("rate_limited")
             return refuse(problem, environ, start_response, fields)
 
         def with_fields(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from restengine import metrics
 from restengine.api.filters import coerce
 from restengine.api.model import UnknownField, resolve
 from restengine.api.resource import Resource
@@ -237,6 +238,7 @@ class Guard:
             try:
                 self.access.check(environ, route, environ.get("REQUEST_METHOD", ""))
             except Problem as problem:
+                metrics.auth_failure(str(problem.status))
                 return refuse(problem, environ, start_response)
         return self.wsgi_app(environ, start_response)
 

@@ -42,7 +42,7 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, PyMongoError, ServerSelectionTimeoutError
 from redis.exceptions import RedisError
 
-from restengine import db
+from restengine import db, metrics
 from restengine.errors import Problem, database_cause
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def query_time(limit: float, deadline: float | None) -> Iterator[None]:
             yield
     except Exception as exc:
         if _overran(exc, deadline):
+            metrics.refused("query_too_expensive")
             raise QueryTooExpensive(round(limit * 1000)) from exc
         raise
 
@@ -152,6 +153,7 @@ class Slots:
         self._lock = threading.Lock()
 
     def _too_many(self) -> TooManyExpensive:
+        metrics.refused("too_many_expensive")
         return TooManyExpensive(
             f"You already run {self.per_caller} expensive queries (index-less filters, counts no index serves) at "
             f"once, as many as are allowed. Wait for them, or ask for less."
@@ -165,6 +167,7 @@ class Slots:
             if mine >= self.per_caller:
                 raise self._too_many()
             if self._running >= self.total:
+                metrics.refused("too_many_expensive")
                 raise TooManyExpensive("The server runs as many expensive queries as it can at once; retry shortly.")
             self._held[caller] = mine + 1
             self._running += 1

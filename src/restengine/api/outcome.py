@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 import pymongo
 from pymongo.errors import ServerSelectionTimeoutError, WaitQueueTimeoutError
 
+from restengine import metrics
 from restengine.errors import OutcomeUnknown, database_cause, database_unavailable
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Phases:
         """Database work before the write: under what is left of the request's deadline (503 past it)."""
         remaining = self._until - time.monotonic()
         if remaining <= 0:
+            metrics.refused("database_unavailable")
             raise database_unavailable()
         with pymongo.timeout(remaining):
             yield

@@ -19,6 +19,7 @@ import pymongo
 from flask import Response, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from restengine import metrics
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.budget import DEADLINE, query_time
@@ -489,6 +490,7 @@ class Views:
             return
         verdict = limiter.hit(limiter.expensive, self._caller())
         if verdict is not None and not verdict.allowed:
+            metrics.refused("rate_limited")
             retry = str(max(1, verdict.reset))
             raise Problem(
                 f"Too many expensive queries (index-less filters, counts no index serves): at most "

@@ -40,6 +40,9 @@ resource the requests to that resource are counted apart, against its own
 limit. A caller with several roles gets the most generous limit among them;
 an authenticated caller's limits come from its roles only.
 
+``metrics = ["read"]`` in a role's section lets its members read ``/metrics``
+from any address (not only the ones ``RESTENGINE_METRICS_ALLOW`` names).
+
 Without a policy file the default applies: anonymous callers (and every
 authenticated caller) read every resource; the ``admin`` role may do
 everything.
@@ -59,6 +62,7 @@ from restengine.config import ConfigError, parse_rate
 
 ACTIONS = ("read", "create", "update", "delete")
 EVERY = "*"
+METRICS = "metrics"  # not a resource: ``metrics = ["read"]`` lets a role scrape /metrics from anywhere
 ADMIN = "admin"
 RULE_KEYS = frozenset({"actions", "where", "hidden", "read_only", "rate_limit", "write_rate_limit"})
 LIMIT_KEYS = ("rate_limit", "write_rate_limit")
@@ -125,6 +129,14 @@ class Policy:
                     found.append((scope, rate))
                     break
         return found
+
+    def reads_metrics(self, principal: Principal) -> bool:
+        """Whether one of ``principal``'s roles names ``metrics = ["read"]`` (``"*"`` never covers it)."""
+        for role in principal.roles:
+            rule = self.roles.get(role, {}).get(METRICS)
+            if rule is not None and "read" in rule.actions:
+                return True
+        return False
 
     def allows(self, principal: Principal, resource: str, action: str) -> bool:
         """Whether ``principal`` may take ``action`` on the resource named ``resource``."""
@@ -194,7 +206,7 @@ def _rules(table: Any, section: str, resources: Mapping[str, Collection[str]]) -
     rules: dict[str, Rule] = {}
     for resource, value in table.items():
         entry = f"{section}.{resource}"
-        if resource != EVERY and resource not in resources:
+        if resource not in (EVERY, METRICS) and resource not in resources:
             raise ConfigError(f"RESTENGINE_POLICY: {entry}: no resource named {resource!r} is served")
         if not isinstance(value, Mapping):
             rules[resource] = Rule(_actions(value, entry))

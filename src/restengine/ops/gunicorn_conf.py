@@ -60,6 +60,15 @@ os.environ["RESTENGINE_THREADS"] = str(worker_connections if worker_class == "ge
 # (RESTENGINE_QUEUE_BUDGET_MS, restengine.admission).
 if worker_class == "gthread":
     worker_class = "restengine.ops.worker.ThreadWorker"
+# Prometheus's multiprocess mode (restengine.metrics): every worker writes its samples to files in one
+# directory, which must be set before the app (and prometheus_client) is imported, and fresh at start-up.
+_metrics = os.environ.get("RESTENGINE_METRICS", "on").strip().lower() != "off"
+_metrics_dir_ours = False
+if _metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="restengine-metrics-")
+    _metrics_dir_ours = True
 # Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
 os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
@@ -123,6 +132,8 @@ def on_starting(server: Any) -> None:
 
     from restengine.config import ConfigError, load_settings, require_secret
 
+    _fresh_metrics_dir()
+
     try:
         settings = load_settings()
         require_secret(settings)
@@ -137,6 +148,34 @@ def on_starting(server: Any) -> None:
         for line in done.stderr.strip().splitlines()[-5:]:
             server.log.error(line)
         raise SystemExit(2)
+
+
+def _fresh_metrics_dir() -> None:
+    """Empty the metrics directory: samples of an earlier run (same directory, given) must not add up."""
+    import glob
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if _metrics and directory:
+        os.makedirs(directory, exist_ok=True)
+        for path in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (in progress, pool) stop counting; its counters and histograms stay."""
+    if _metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """The master leaves: remove the metrics directory it made."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if _metrics_dir_ours and directory:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_fork(server: Any, worker: Any) -> None:
