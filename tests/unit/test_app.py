@@ -123,15 +123,18 @@ def test_proxy_fix_trusts_exactly_the_configured_hops() -> None:
     db.close_all()
 
 
-def test_the_pipeline_is_admission_proxy_fix_rate_limits_cache_hits_then_flask() -> None:
+def test_the_pipeline_is_metrics_admission_proxy_fix_rate_limits_cache_hits_then_flask() -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from restengine.admission import Admission
     from restengine.api.caching import CacheHits
+    from restengine.metrics import Requests
     from restengine.ratelimit import RateLimits
 
     app = create_app({"MONGODB_URI": CLOSED, "RESTENGINE_PROXY_COUNT": 1, "RESTENGINE_RATE_LIMIT": "10/second"})
-    outer = app.wsgi_app
+    measured = app.wsgi_app
+    assert isinstance(measured, Requests), "every request is measured, a refusal included"
+    outer = measured.wsgi_app
     assert isinstance(outer, Admission), "a request that waited too long is refused before any work"
     proxy = outer.wsgi_app
     assert isinstance(proxy, ProxyFix) and proxy.x_for == 1
@@ -140,7 +143,7 @@ def test_the_pipeline_is_admission_proxy_fix_rate_limits_cache_hits_then_flask()
     assert proxy.app.wsgi_app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
     bare = create_app(
         {"MONGODB_URI": CLOSED, "RESTENGINE_QUEUE_BUDGET_MS": 0, "RESTENGINE_RATE_LIMIT": "off",
-         "RESTENGINE_WRITE_RATE_LIMIT": "off"}
+         "RESTENGINE_WRITE_RATE_LIMIT": "off", "RESTENGINE_METRICS": "off"}
     )  # fmt: skip
-    assert isinstance(bare.wsgi_app, CacheHits), "no budget, no proxy, no limit: none of their layers"
+    assert isinstance(bare.wsgi_app, CacheHits), "no metrics, budget, proxy or limit: none of their layers"
     db.close_all()

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from restengine.auth.principal import Principal
-from restengine.config import ConfigError, parse_rate
+from restengine.config_values import ConfigError, parse_rate
 
 ACTIONS = ("read", "create", "update", "delete")
 EVERY = "*"

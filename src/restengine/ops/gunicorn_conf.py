@@ -140,7 +140,10 @@ def on_starting(server: Any) -> None:
     except ConfigError as exc:
         server.log.error("invalid configuration: %s", exc)
         raise SystemExit(2) from None
-    done = subprocess.run([sys.executable, "-m", "restengine.ops.indexes"], capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # it serves no request
+    done = subprocess.run(
+        [sys.executable, "-m", "restengine.ops.indexes"], capture_output=True, text=True, check=False, env=env
+    )
     report = server.log.warning if settings.indexes == "off" else server.log.info
     for line in done.stdout.splitlines():
         report(line)
@@ -159,6 +162,15 @@ def _fresh_metrics_dir() -> None:
         os.makedirs(directory, exist_ok=True)
         for path in glob.glob(os.path.join(directory, "*.db")):
             os.remove(path)
+
+
+def when_ready(server: Any) -> None:
+    """Listening, workers not forked yet: the master serves no request, so none of its gauges is live (a
+    preloaded app made them, with the master's pid)."""
+    if _metrics and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def child_exit(server: Any, worker: Any) -> None:
