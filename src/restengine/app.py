@@ -23,6 +23,7 @@ from restengine.config import Settings, load_settings, require_secret
 from restengine.cors import Cors
 from restengine.jsonresp import json_response
 from restengine.ratelimit import RateLimits
+from restengine.timing import ServerTiming
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
@@ -92,6 +93,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     requestid.init_app(app)
     if settings.metrics == "on":
         metrics.enable()  # before the database connection is registered: its driver events are measured
+    if settings.server_timing == "on":
+        metrics.time_commands()
     db.init_app(app, settings)
     redis_conn = redisconn.init_app(app, settings)
     response_cache = cache.init_app(app, settings, redis_conn)
@@ -245,6 +248,8 @@ def build_pipeline(
        its worker is refused with a 503 at once (see :mod:`restengine.admission`).
     1. ``ProxyFix`` (with ``RESTENGINE_PROXY_COUNT`` trusted proxies): the
        client's address, scheme and host, as later layers and URLs see them.
+    1b. ``ServerTiming`` (with ``RESTENGINE_SERVER_TIMING``): where an API request's time went, in the
+       answer (see :mod:`restengine.timing`).
     2. ``Cors`` (with ``RESTENGINE_CORS_ORIGINS``): the headers a browser on another site needs, on every
        answer, a refusal or a cached hit included.
     3. The checks every request must pass, a cached one included, after the
@@ -267,6 +272,9 @@ def build_pipeline(
     if settings.proxy_count:
         n = settings.proxy_count
         layers.append(lambda inner: ProxyFix(inner, x_for=n, x_proto=n, x_host=n, x_port=n))
+    if settings.server_timing == "on":
+        prefix = api.url_prefix
+        layers.append(lambda inner: ServerTiming(inner, prefix))
     if settings.cors_origins:
         origins = settings.cors_origins
         layers.append(lambda inner: Cors(inner, origins))

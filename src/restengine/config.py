@@ -268,6 +268,12 @@ class Settings:
         "on",
         "Prometheus metrics of every worker at GET /metrics (see *Metrics*); `off`: nothing measured or served.",
     )
+    server_timing: str = setting(
+        "RESTENGINE_SERVER_TIMING",
+        parse_choice("on", "off"),
+        "on",
+        "Server-Timing on the API's answers (time in the cache, the database, the app); `off` keeps timings private.",
+    )
     metrics_allow: tuple[str, ...] = setting(
         "RESTENGINE_METRICS_ALLOW",
         parse_networks,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # What a browser script may read of an answer beyond the CORS-safelisted headers.
-EXPOSED = ("ETag", "Link", "Location", "X-Total-Count", "Retry-After", "RateLimit", "RateLimit-Policy",
+EXPOSED = ("ETag", "Link", "Location", "X-Total-Count", "Retry-After", "RateLimit", "RateLimit-Policy", "Server-Timing",
            REQUEST_ID_HEADER, "X-Cache", "Allow", "Accept-Patch", "WWW-Authenticate")  # fmt: skip
 # What a request may carry: credentials, conditions, the body's type, an idempotency key, a request id.
 ALLOWED = ("Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", REQUEST_ID_HEADER)

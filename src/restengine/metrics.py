@@ -45,6 +45,8 @@ from prometheus_client import (
 )
 from pymongo import monitoring
 
+from restengine import timing
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -241,15 +243,34 @@ class CommandEvents(monitoring.CommandListener):
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        COMMAND_DURATION.labels(event.command_name, "success").observe(event.duration_micros / 1e6)
+        seconds = event.duration_micros / 1e6
+        timing.add_db(seconds)
+        if _enabled:
+            COMMAND_DURATION.labels(event.command_name, "success").observe(seconds)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        COMMAND_DURATION.labels(event.command_name, "failure").observe(event.duration_micros / 1e6)
+        seconds = event.duration_micros / 1e6
+        timing.add_db(seconds)
+        if _enabled:
+            COMMAND_DURATION.labels(event.command_name, "failure").observe(seconds)
+
+
+_timed = False
+
+
+def time_commands() -> None:
+    """Time each request's database commands for ``Server-Timing`` (the command listener does it)."""
+    global _timed
+    _timed = True
 
 
 def listeners() -> list[Any]:
-    """The driver event listeners a MongoClient gets (none when metrics are off)."""
-    return [PoolEvents(), CommandEvents()] if _enabled else []
+    """The driver event listeners a MongoClient gets: the pool's with metrics, the commands' with metrics or
+    ``Server-Timing`` (none with neither)."""
+    found: list[Any] = [PoolEvents()] if _enabled else []
+    if _enabled or _timed:
+        found.append(CommandEvents())
+    return found
 
 
 def allowed(environ: WSGIEnvironment, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

@@ -143,3 +143,35 @@ def _layers(app: Flask) -> list[object]:
         found.append(layer)
         layer = getattr(layer, "wsgi_app", None) or getattr(layer, "app", None)
     return found
+
+
+def timings(response: object) -> dict[str, float]:
+    field = response.headers["Server-Timing"]  # type: ignore[attr-defined]
+    found = {}
+    for part in field.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        found[name] = float(duration)
+    return found
+
+
+def test_server_timing_says_where_the_time_went(app: Flask) -> None:
+    client = app.test_client()
+    miss = timings(client.get("/api/customers/ABC123"))
+    assert set(miss) == {"cache", "db", "app"}
+    assert miss["db"] > 0, "a miss reads the database"
+    assert miss["app"] >= miss["db"] + miss["cache"] - 0.01
+    hit = client.get("/api/customers/ABC123")
+    assert hit.headers["X-Cache"] == "hit"
+    assert timings(hit)["db"] == 0.0, "a cached answer reads nothing"
+    assert "Server-Timing" in client.get("/api/customers/NOP999").headers, "errors are timed too"
+    assert "Server-Timing" not in client.get("/healthz").headers, "only the API's answers"
+
+
+def test_server_timing_off_keeps_timings_private(mongodb_uri: str) -> None:
+    with legacy_registry():
+        app = legacy_app(mongodb_uri, None, RESTENGINE_SERVER_TIMING="off")
+        try:
+            customer("ABC123", "Ada")
+            assert "Server-Timing" not in app.test_client().get("/api/customers/ABC123").headers
+        finally:
+            restengine.db.close_all()

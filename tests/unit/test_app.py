@@ -130,6 +130,7 @@ def test_the_pipeline_is_metrics_admission_proxy_fix_rate_limits_cache_hits_then
     from restengine.api.caching import CacheHits
     from restengine.metrics import Requests
     from restengine.ratelimit import RateLimits
+    from restengine.timing import ServerTiming
 
     app = create_app({"MONGODB_URI": CLOSED, "RESTENGINE_PROXY_COUNT": 1, "RESTENGINE_RATE_LIMIT": "10/second"})
     measured = app.wsgi_app
@@ -138,12 +139,15 @@ def test_the_pipeline_is_metrics_admission_proxy_fix_rate_limits_cache_hits_then
     assert isinstance(outer, Admission), "a request that waited too long is refused before any work"
     proxy = outer.wsgi_app
     assert isinstance(proxy, ProxyFix) and proxy.x_for == 1
-    assert isinstance(proxy.app, RateLimits), "counted once the client's address is known"
-    assert isinstance(proxy.app.wsgi_app, CacheHits), "fresh cache hits are answered after the checks"
-    assert proxy.app.wsgi_app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
+    timed = proxy.app
+    assert isinstance(timed, ServerTiming), "the API's answers say where their time went"
+    assert isinstance(timed.wsgi_app, RateLimits), "counted once the client's address is known"
+    assert isinstance(timed.wsgi_app.wsgi_app, CacheHits), "fresh cache hits are answered after the checks"
+    assert timed.wsgi_app.wsgi_app.wsgi_app == Flask.wsgi_app.__get__(app), "then Flask itself"
     bare = create_app(
         {"MONGODB_URI": CLOSED, "RESTENGINE_QUEUE_BUDGET_MS": 0, "RESTENGINE_RATE_LIMIT": "off",
-         "RESTENGINE_WRITE_RATE_LIMIT": "off", "RESTENGINE_METRICS": "off"}
+         "RESTENGINE_WRITE_RATE_LIMIT": "off", "RESTENGINE_METRICS": "off",
+         "RESTENGINE_SERVER_TIMING": "off"}
     )  # fmt: skip
-    assert isinstance(bare.wsgi_app, CacheHits), "no metrics, budget, proxy or limit: none of their layers"
+    assert isinstance(bare.wsgi_app, CacheHits), "no metrics, budget, proxy, timing or limit: none of their layers"
     db.close_all()

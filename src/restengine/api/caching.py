@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mongoengine import CASCADE, DENY
 
+from restengine import timing
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.api.model import delete_rules
@@ -196,7 +197,8 @@ class CacheHits:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
-            response = self._hit(environ)
+            with timing.in_cache():
+                response = self._hit(environ)
             if response is not None:
                 status, headers, body = response
                 start_response(status, headers)

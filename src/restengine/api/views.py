@@ -19,7 +19,7 @@ import pymongo
 from flask import Response, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from restengine import metrics
+from restengine import metrics, timing
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.budget import DEADLINE, query_time
@@ -531,6 +531,7 @@ class Views:
             return _respond(
                 entry.body, entry.etag, self.cache_policy.headers(entry, resource.options.cache_control, None)
             )
-        outcome = self.cache_policy.read(plan, request.environ, render)
+        with timing.in_cache():
+            outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry
         return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan.cache_control, outcome.status))
