@@ -157,12 +157,12 @@ def _policy_reads_metrics(access: Access) -> Callable[[WSGIEnvironment], bool]:
 def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
     """The route template of a request to the API (``/api/books/{id}``), for the request metrics; ``None``
     for anything else (a path naming no served resource included)."""
-    from restengine.api.routes import parse_route
+    from restengine.api.routes import route_in
 
     prefix = api.url_prefix
 
     def route_of(environ: WSGIEnvironment) -> str | None:
-        route = parse_route(environ.get("PATH_INFO", ""), prefix)
+        route = route_in(environ, prefix)
         if route is None or route.resource not in api.resources:
             return None
         if route.bulk:

@@ -20,3 +20,5 @@ RESERVED_PARAMETERS = frozenset({"fields", "sort", "limit", "cursor", "expand", 
 DRAIN_LIMIT = 16 * 1024 * 1024
 """The most of a refused request body read (and discarded) to keep its connection usable; gunicorn closes the
 connection of a request announcing a larger one (``restengine.ops.gunicorn_conf.pre_request``)."""
+
+CACHE_ANSWER = "restengine.cache.answer"  # WSGI environ key: what the cache did for a GET (its X-Cache), for metrics

@@ -46,12 +46,14 @@ from prometheus_client import (
 from pymongo import monitoring
 
 from restengine import timing
+from restengine.constants import CACHE_ANSWER
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-ROUTE = "restengine.route"  # WSGI environ key: the route template of the request, once known
+ROUTE = "restengine.rule"  # WSGI environ key: the URL rule Flask matched, for a request outside the API
+SAMPLE_SECONDS = 0.25  # how often a worker writes its requests in progress and its cache answers to the files
 UNMATCHED = "unmatched"  # the route of a request no URL rule matched (never its raw path)
 # OpenTelemetry's recommended buckets for HTTP server durations, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -159,14 +161,20 @@ class Requests:
     The route is the template of the API's routes (``/api/books/{id}``) or
     the URL rule Flask matched (set in ``environ[ROUTE]``), else
     ``unmatched``: never a client's raw path, so a scan of random URLs adds no
-    series.
+    series. The duration is written at once; the requests in progress and the
+    cache's answers are counted in the process and written every
+    :data:`SAMPLE_SECONDS` by a thread of the worker (a few microseconds less
+    per request, which is a few percent of a cached GET).
     """
 
     def __init__(self, wsgi_app: WSGIApplication, route_of: Callable[[WSGIEnvironment], str | None]) -> None:
         self.wsgi_app = wsgi_app
         self.route_of = route_of
+        self.active = 0
+        self.cache: dict[str, int] = {}
         self._children: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
+        self._sampler_pid = 0
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -174,17 +182,15 @@ class Requests:
 
         def recording(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             seen.append(status[:3])
-            for name, value in headers:
-                if name == "X-Cache":
-                    CACHE.labels(value).inc()
-                    break
             return start_response(status, headers, exc_info)
 
-        ACTIVE_REQUESTS.inc()
+        if self._sampler_pid != os.getpid():
+            self._start_sampler()
+        self.active += 1
         try:
             return self.wsgi_app(environ, recording)
         finally:
-            ACTIVE_REQUESTS.dec()
+            self.active -= 1
             route = self.route_of(environ) or environ.get(ROUTE) or UNMATCHED
             key = (environ.get("REQUEST_METHOD", ""), route, seen[0] if seen else "500")
             child = self._children.get(key)
@@ -192,6 +198,39 @@ class Requests:
                 with self._lock:
                     child = self._children[key] = REQUEST_DURATION.labels(*key)
             child.observe(time.perf_counter() - started)
+            answered = environ.get(CACHE_ANSWER)
+            if answered is not None:
+                self.cache[answered] = self.cache.get(answered, 0) + 1
+
+    def _start_sampler(self) -> None:
+        with self._lock:
+            if self._sampler_pid == os.getpid():
+                return
+            self._sampler_pid = os.getpid()
+            self.active, self.cache = 0, {}  # a forked worker starts from nothing
+        threading.Thread(target=self._sample, name="restengine-metrics", daemon=True).start()
+        _samplers.append(self)
+
+    def _sample(self) -> None:
+        while True:
+            time.sleep(SAMPLE_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the requests in progress and the cache answers counted since the last time."""
+        ACTIVE_REQUESTS.set(self.active)
+        counted, self.cache = self.cache, {}
+        for result, n in counted.items():
+            CACHE.labels(result).inc(n)
+
+
+_samplers: list[Requests] = []
+
+
+def flush() -> None:
+    """Write what this process counted and has not written yet (gunicorn's ``worker_exit``)."""
+    for sampler in _samplers:
+        sampler.flush()
 
 
 class PoolEvents(monitoring.ConnectionPoolListener):

@@ -47,7 +47,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 
 from restengine import metrics
-from restengine.api.routes import parse_route
+from restengine.api.routes import route_in
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, Principal, caller_of
 from restengine.errors import Problem, refuse
@@ -376,7 +376,7 @@ class RateLimits:
         self.principal = principal
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        route = route_in(environ, self.prefix)
         if route is None or route.resource not in self.resources:
             return self.wsgi_app(environ, start_response)
         principal = ANONYMOUS

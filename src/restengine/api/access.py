@@ -22,7 +22,7 @@ from restengine import metrics
 from restengine.api.filters import coerce
 from restengine.api.model import UnknownField, resolve
 from restengine.api.resource import Resource
-from restengine.api.routes import Route, action, parse_route
+from restengine.api.routes import Route, action, route_in
 from restengine.auth.keys import KeyStore, looks_like_key
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, InvalidCredentials, Principal
@@ -233,7 +233,7 @@ class Guard:
         self.prefix = url_prefix
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        route = route_in(environ, self.prefix)
         if route is not None and route.resource in self.resources:
             try:
                 self.access.check(environ, route, environ.get("REQUEST_METHOD", ""))

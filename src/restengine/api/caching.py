@@ -21,9 +21,9 @@ from restengine import timing
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.api.model import delete_rules
-from restengine.api.routes import parse_route
+from restengine.api.routes import route_in
 from restengine.cache import Entry, Lookup, Outcome, ResponseCache, request_key
-from restengine.constants import JSON, REQUEST_ID_HEADER
+from restengine.constants import CACHE_ANSWER, JSON, REQUEST_ID_HEADER
 from restengine.errors import acceptable
 from restengine.requestid import request_id
 
@@ -206,7 +206,7 @@ class CacheHits:
         return self.wsgi_app(environ, start_response)
 
     def _plan(self, environ: WSGIEnvironment) -> ReadPlan | None:
-        route = parse_route(environ.get("PATH_INFO", ""), self.prefix)
+        route = route_in(environ, self.prefix)
         if route is None or route.bulk or not acceptable(environ.get("HTTP_ACCEPT")):
             return None  # not a resource read, or the view answers 406
         resource = self.resources.get(route.resource)
@@ -233,6 +233,7 @@ class CacheHits:
             environ[LOOKUP] = (plan, found)
             return None
         entry = found.entry
+        environ[CACHE_ANSWER] = "hit"
         headers = self.policy.headers(entry, plan.cache_control, "hit")
         request_header = (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID")))
         if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), entry.etag):

@@ -8,6 +8,8 @@ the same way the URL rules in :class:`restengine.api.registry.Api` define it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import MutableMapping
+from typing import Any
 
 BULK = "_bulk"
 ACTIONS_BY_METHOD = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PATCH": "update"}
@@ -52,3 +54,17 @@ def action(route: Route, method: str) -> str | None:
     if method == "DELETE":
         return "delete"
     return ACTIONS_BY_METHOD.get(method) if method != "POST" else None
+
+
+PARSED = "restengine.route.parsed"  # WSGI environ key: (prefix, the Route or None) of the request's path
+
+
+def route_in(environ: MutableMapping[str, Any], prefix: str) -> Route | None:
+    """:func:`parse_route` of the request's path, worked out once per request (every layer asks)."""
+    known = environ.get(PARSED)
+    if known is not None and known[0] == prefix:
+        found: Route | None = known[1]
+        return found
+    found = parse_route(environ.get("PATH_INFO", ""), prefix)
+    environ[PARSED] = (prefix, found)
+    return found

@@ -35,7 +35,7 @@ from restengine.api.query import list_value, single_value
 from restengine.api.routes import BULK_ACTIONS
 from restengine.auth.principal import ANONYMOUS, caller_of
 from restengine.cache import Entry
-from restengine.constants import JSON, MERGE_PATCH, RESERVED_PARAMETERS
+from restengine.constants import CACHE_ANSWER, JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
     InputError,
     InvalidParameter,
@@ -534,4 +534,5 @@ class Views:
         with timing.in_cache():
             outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry
+        request.environ[CACHE_ANSWER] = outcome.status
         return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan.cache_control, outcome.status))

@@ -198,9 +198,10 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """A worker is leaving: close its MongoDB client and pool."""
-    from restengine import db
+    """A worker is leaving: write the metrics it counted and has not written yet; close its MongoDB client."""
+    from restengine import db, metrics
 
+    metrics.flush()
     db.close_all()
 
 
