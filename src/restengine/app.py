@@ -22,6 +22,7 @@ from restengine.auth.tokens import JwtVerifier
 from restengine.config import Settings, load_settings, require_secret
 from restengine.cors import Cors
 from restengine.jsonresp import json_response
+from restengine.logs import AccessLog
 from restengine.ratelimit import RateLimits
 from restengine.timing import ServerTiming
 
@@ -121,11 +122,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     taken = {rule.rule for rule in app.url_map.iter_rules()}
     if not hosted:
         app.register_blueprint(index_bp)
-    if settings.metrics == "on":
-        app.before_request(_route_of_request)
-        if "/metrics" not in taken:
-            reads_metrics = None if access is None else _policy_reads_metrics(access)
-            app.register_blueprint(metrics.blueprint(settings.metrics_allow, reads_metrics))
+    app.before_request(_route_of_request)
+    if settings.metrics == "on" and "/metrics" not in taken:
+        reads_metrics = None if access is None else _policy_reads_metrics(access)
+        app.register_blueprint(metrics.blueprint(settings.metrics_allow, reads_metrics))
     if not {"/healthz", "/readyz"} & taken:
         app.register_blueprint(
             health.blueprint(redis_conn, ready_timeout_ms=settings.ready_timeout_ms, retry_after=settings.retry_after)
@@ -242,6 +242,8 @@ def build_pipeline(
 ) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
+    00. ``AccessLog`` (with ``RESTENGINE_LOG_FORMAT=json`` and ``RESTENGINE_ACCESS_LOG=on``): a JSON line per
+       request (see :mod:`restengine.logs`).
     0a. ``Requests`` (with ``RESTENGINE_METRICS=on``): every request's duration and status, whoever answers
        it (see :mod:`restengine.metrics`).
     0b. ``Admission`` (with ``RESTENGINE_QUEUE_BUDGET_MS``): a request that waited too long for a thread of
@@ -263,8 +265,14 @@ def build_pipeline(
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
     layers: list[Layer] = []
+    route_of = api_route(api)
+    if settings.log_format == "json" and settings.access_log == "on":  # gunicorn's own access log is text
+
+        def route_named(environ: WSGIEnvironment) -> str:
+            return route_of(environ) or environ.get(metrics.ROUTE) or metrics.UNMATCHED
+
+        layers.append(lambda inner: AccessLog(inner, route_named))
     if settings.metrics == "on":
-        route_of = api_route(api)
         layers.append(lambda inner: metrics.Requests(inner, route_of))
     if settings.queue_budget_ms:
         budget, retry_after = settings.queue_budget_ms / 1000, settings.retry_after

@@ -268,6 +268,19 @@ class Settings:
         "on",
         "Prometheus metrics of every worker at GET /metrics (see *Metrics*); `off`: nothing measured or served.",
     )
+    log_format: str = setting(
+        "RESTENGINE_LOG_FORMAT",
+        parse_choice("text", "json"),
+        "text",
+        "`json`: one JSON object per line from the app, gunicorn and the command line, and (with "
+        "RESTENGINE_ACCESS_LOG=on) one per request with its request id, route, status, duration and subject.",
+    )
+    access_log: str = setting(
+        "RESTENGINE_ACCESS_LOG",
+        parse_choice("on", "off"),
+        "off",
+        "A line per request on stdout (gunicorn's, or in JSON the app's own); off: nginx logs every request.",
+    )
     server_timing: str = setting(
         "RESTENGINE_SERVER_TIMING",
         parse_choice("on", "off"),

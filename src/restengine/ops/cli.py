@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import logging
 import os
 import signal
 import subprocess
@@ -91,7 +90,9 @@ def main(log_level: str) -> None:
 
     Settings come from the environment (RESTENGINE_*, MONGODB_URI, REDIS_URL); see the README.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from restengine.logs import configure
+
+    configure(os.environ.get("RESTENGINE_LOG_FORMAT", "text").strip().lower(), log_level)
 
 
 documents_option = click.option(

@@ -119,6 +119,16 @@ control_socket_disable = control_socket is None
 accesslog = "-" if _env_flag("RESTENGINE_ACCESS_LOG", False) else None
 errorlog = "-"
 loglevel = os.environ.get("RESTENGINE_LOG_LEVEL", "info")
+# RESTENGINE_LOG_FORMAT=json: every line a JSON object (restengine.logs); the access log is then the app's,
+# with fields (gunicorn's is one formatted string).
+_log_format = os.environ.get("RESTENGINE_LOG_FORMAT", "text").strip().lower() or "text"
+if _log_format not in ("text", "json"):
+    raise SystemExit(f"RESTENGINE_LOG_FORMAT: expected text or json, got {_log_format!r}")
+if _log_format == "json":
+    from restengine.logs import gunicorn_logconfig
+
+    logconfig_dict = gunicorn_logconfig(loglevel)
+    accesslog = None
 # %(M)s: request time in milliseconds; the request id is the one the app sent back.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s'
 
