@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from restengine import cache, db, errors, health, metrics, ratelimit, redisconn, requestid
+from restengine import cache, db, errors, health, metrics, ratelimit, redisconn, requestid, tracing
 from restengine.admission import Admission
 from restengine.api import Api
 from restengine.api.access import Access
@@ -132,6 +132,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         )
     app.extensions[ratelimit.EXTENSION] = limiter
     app.wsgi_app = build_pipeline(app.wsgi_app, settings, api, limiter)  # type: ignore[method-assign,assignment]
+    if tracing.wanted():
+        tracing.instrument(app, route_namer(api))  # around the whole pipeline: a cached hit is traced too
     return app
 
 
@@ -170,6 +172,17 @@ def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
         return f"{prefix}/{route.resource}/{{id}}" if route.item is not None else f"{prefix}/{route.resource}"
 
     return route_of
+
+
+def route_namer(api: Api) -> Callable[[WSGIEnvironment], str]:
+    """The route a request is named by in logs and traces: the API's template, the URL rule Flask matched,
+    else ``unmatched`` (never a raw path)."""
+    route_of = api_route(api)
+
+    def named(environ: WSGIEnvironment) -> str:
+        return route_of(environ) or environ.get(metrics.ROUTE) or metrics.UNMATCHED
+
+    return named
 
 
 def limiter_from_settings(settings: Settings, access: Access | None) -> ratelimit.Limiter | None:
@@ -267,11 +280,8 @@ def build_pipeline(
     layers: list[Layer] = []
     route_of = api_route(api)
     if settings.log_format == "json" and settings.access_log == "on":  # gunicorn's own access log is text
-
-        def route_named(environ: WSGIEnvironment) -> str:
-            return route_of(environ) or environ.get(metrics.ROUTE) or metrics.UNMATCHED
-
-        layers.append(lambda inner: AccessLog(inner, route_named))
+        named = route_namer(api)
+        layers.append(lambda inner: AccessLog(inner, named))
     if settings.metrics == "on":
         layers.append(lambda inner: metrics.Requests(inner, route_of))
     if settings.queue_budget_ms:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mongoengine import CASCADE, DENY
 
-from restengine import timing
+from restengine import timing, tracing
 from restengine.api.codec import pk_value
 from restengine.api.conditional import etag_matches
 from restengine.api.model import delete_rules
@@ -234,6 +234,7 @@ class CacheHits:
             return None
         entry = found.entry
         environ[CACHE_ANSWER] = "hit"
+        tracing.note_cache("hit")
         headers = self.policy.headers(entry, plan.cache_control, "hit")
         request_header = (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID")))
         if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), entry.etag):

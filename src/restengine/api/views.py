@@ -19,7 +19,7 @@ import pymongo
 from flask import Response, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from restengine import metrics, timing
+from restengine import metrics, timing, tracing
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.budget import DEADLINE, query_time
@@ -535,4 +535,5 @@ class Views:
             outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry
         request.environ[CACHE_ANSWER] = outcome.status
+        tracing.note_cache(outcome.status)
         return _respond(entry.body, entry.etag, self.cache_policy.headers(entry, plan.cache_control, outcome.status))

@@ -69,6 +69,8 @@ if _metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="restengine-metrics-")
     _metrics_dir_ours = True
+# Traces (restengine.tracing): the workers start their exporters after the fork, not the app in the master.
+os.environ["RESTENGINE_UNDER_GUNICORN"] = "1"
 # Without Redis, a per-process response cache is only safe in a single worker (restengine.cache).
 os.environ["RESTENGINE_WORKER_PROCESSES"] = str(workers)
 
@@ -201,10 +203,13 @@ def on_exit(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """A new worker: drop any MongoDB client inherited from the master (one client per process)."""
-    from restengine import db
+    """A new worker: drop any MongoDB client inherited from the master (one client per process); with
+    OpenTelemetry's variables set, start its own tracer provider (its exporter thread does not survive a fork)."""
+    from restengine import db, tracing
 
     db.after_fork()
+    if tracing.wanted():
+        tracing.start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
