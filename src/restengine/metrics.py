@@ -110,6 +110,21 @@ AUTH_FAILURES = Counter(
     "restengine_auth_failures", "Requests refused by the access check, by kind (401, 403).", ("kind",)
 )
 CACHE = Counter("restengine_cache_answers", "GETs of the API by what the cache did (X-Cache).", ("result",))
+CACHE_LOCK_WAITS = Counter(
+    "restengine_cache_lock_waits",
+    "Misses that waited for another request building the same entry: filled (it came) or timed_out.",
+    ("outcome",),
+)
+CACHE_INVALIDATIONS = Counter(
+    "restengine_cache_invalidations",
+    "Generation bumps after writes: sent to Redis, or owed (Redis away: sent again until it takes them).",
+    ("result",),
+)
+CACHE_BREAKER_OPEN = Gauge(
+    "restengine_cache_breaker_open",
+    "1 while the worker's circuit breaker keeps Redis out of the cache's way, else 0.",
+    multiprocess_mode="liveall",
+)
 
 _enabled = False
 
@@ -132,6 +147,16 @@ def refused(reason: str) -> None:
 def unchecked() -> None:
     if _enabled:
         UNCHECKED.inc()
+
+
+def cache_event(counter: Counter, label: str) -> None:
+    if _enabled:
+        counter.labels(label).inc()
+
+
+def breaker(is_open: bool) -> None:
+    if _enabled:
+        CACHE_BREAKER_OPEN.set(1 if is_open else 0)
 
 
 def auth_failure(kind: str) -> None:

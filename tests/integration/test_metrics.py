@@ -177,3 +177,23 @@ def test_server_timing_off_keeps_timings_private(mongodb_uri: str) -> None:
             assert "Server-Timing" not in app.test_client().get("/api/customers/ABC123").headers
         finally:
             restengine.db.close_all()
+
+
+def test_cache_invalidations_and_the_breaker_are_measured(app: Flask, mongodb_uri: str) -> None:
+    from tests.integration.api_helpers import patch
+
+    sent = sample("restengine_cache_invalidations_total", result="sent")
+    assert patch(app.test_client(), "/api/customers/ABC123", {"name": "Ada L."}).status_code == 200
+    assert sample("restengine_cache_invalidations_total", result="sent") > sent, "the write's bump reached Redis"
+
+    from restengine.ops.processes import free_port
+
+    with legacy_registry():
+        gone = legacy_app(mongodb_uri, f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+        try:
+            client = gone.test_client()
+            for _ in range(4):
+                assert client.get("/api/customers/ABC123").status_code == 200  # served from the database
+            assert sample("restengine_cache_breaker_open") == 1.0
+        finally:
+            restengine.db.close_all()

@@ -18,6 +18,7 @@ from flask_caching.backends import SimpleCache
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisError
 
+from restengine import metrics
 from restengine.cache.keys import PREFIX, CollectionKeys
 from restengine.redisconn import RedisConnection
 
@@ -74,13 +75,19 @@ class CircuitBreaker:
     def succeeded(self) -> None:
         if self._failures:
             with self._lock:
+                was_open = self._failures >= self.threshold
                 self._failures = 0
+            if was_open:
+                metrics.breaker(False)
 
     def failed(self) -> None:
         with self._lock:
             self._failures += 1
+            opened = self._failures == self.threshold
             if self._failures >= self.threshold:
                 self._open_until = time.monotonic() + self.cooldown
+        if opened:
+            metrics.breaker(True)
 
     @property
     def open(self) -> bool:
@@ -192,7 +199,9 @@ class RedisBackend:
             with self._pending_lock:
                 self._pending.update(owed)
                 self._start_retrier()
+            metrics.cache_event(metrics.CACHE_INVALIDATIONS, "owed")
             raise
+        metrics.cache_event(metrics.CACHE_INVALIDATIONS, "sent")
 
     def _start_retrier(self) -> None:
         """Send owed bumps about once a second until Redis takes them, even if no request comes."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 from mongoengine import signals
 
+from restengine import metrics
 from restengine.cache.backends import Backend, CircuitBreaker, LocalBackend, RedisBackend, Unavailable
 from restengine.cache.keys import ITEMS_MAX, CollectionKeys, item_token, stored_pk
 from restengine.cache.near import NearCache
@@ -216,7 +217,9 @@ class ResponseCache:
             time.sleep(0.005)
             entry = self._get(key)
             if entry is not None:
+                metrics.cache_event(metrics.CACHE_LOCK_WAITS, "filled")
                 return entry
+        metrics.cache_event(metrics.CACHE_LOCK_WAITS, "timed_out")
         return None
 
     def _put(self, key: str, entry: Entry, ttl: float, life_key: str) -> None:
