@@ -268,3 +268,15 @@ def nested(levels: int) -> Any:
     for _ in range(levels):
         value = [value]
     return value
+
+
+@contextmanager
+def legacy_served(mongodb_uri: str, redis_url: str | None = None, **config: Any) -> Iterator[Flask]:
+    """:func:`legacy_app` with customer ABC123 (Ada) stored; its connections closed afterwards."""
+    with legacy_registry():
+        app = legacy_app(mongodb_uri, redis_url, **config)
+        try:
+            customer("ABC123", "Ada")
+            yield app
+        finally:
+            restengine.db.close_all()

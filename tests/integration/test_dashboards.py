@@ -14,8 +14,7 @@ import pytest
 import yaml
 from flask import Flask
 
-import restengine.db
-from tests.integration.api_helpers import customer, legacy_app, legacy_registry
+from tests.integration.api_helpers import legacy_served
 
 # A counter's family is declared with or without its _total (prometheus_client: without, once it has samples).
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total", ""), "gauge": ("",)}
@@ -24,13 +23,8 @@ OURS = re.compile(r"\b((?:http_server|mongodb|restengine)_[a-z_]+)\b")
 
 @pytest.fixture
 def app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
-    with legacy_registry():
-        app = legacy_app(mongodb_uri, redis_url)
-        try:
-            customer("ABC123", "Ada")
-            yield app
-        finally:
-            restengine.db.close_all()
+    with legacy_served(mongodb_uri, redis_url) as app:
+        yield app
 
 
 def exported(app: Flask) -> dict[str, str]:

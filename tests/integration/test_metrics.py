@@ -13,18 +13,13 @@ from prometheus_client import REGISTRY
 
 import restengine.db
 from restengine import metrics
-from tests.integration.api_helpers import customer, legacy_app, legacy_registry, problem
+from tests.integration.api_helpers import customer, legacy_app, legacy_registry, legacy_served, problem
 
 
 @pytest.fixture
 def app(mongodb_uri: str, redis_url: str) -> Iterator[Flask]:
-    with legacy_registry():
-        app = legacy_app(mongodb_uri, redis_url)
-        try:
-            customer("ABC123", "Ada")
-            yield app
-        finally:
-            restengine.db.close_all()
+    with legacy_served(mongodb_uri, redis_url) as app:
+        yield app
 
 
 def sample(name: str, **labels: str) -> float:
