@@ -6,7 +6,9 @@ off. Then the app is instrumented with OpenTelemetry's own instrumentations: a s
 (its WSGI middleware, around every layer, so a cached hit answered before Flask is a span too, named after
 the route template), a child span for each
 PyMongo command (its statement is not recorded: no query values in spans) and each Redis call, and a
-``restengine.cache`` attribute on the request's span saying what the cache did. The W3C ``traceparent``
+``restengine.cache`` span for the cache's lookup (the decision: answer from the cache, or go on to the
+view, whose database commands are then the request's children), and an attribute on the request's span
+saying what the cache did. The W3C ``traceparent``
 of a client or of nginx (which passes it on) continues its trace.
 
 The SDK's batch span processor runs a thread, which a fork does not copy: under gunicorn the tracer provider
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 UNDER_GUNICORN = "RESTENGINE_UNDER_GUNICORN"  # set by the gunicorn configuration: start() runs after the fork
 
 _on = False
+_provider: Any = None  # the provider instrument() was given (None: the global one)
 
 
 def wanted(environ: Mapping[str, str] | None = None) -> bool:
@@ -53,7 +57,7 @@ def instrument(app: Flask, route_of: Callable[[WSGIEnvironment], str | None], tr
     path. ``tracer_provider``: the SDK's provider to use (tests give one with an in-memory exporter);
     without it the global one, which :func:`start` sets.
     """
-    global _on
+    global _on, _provider
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
@@ -73,7 +77,7 @@ def instrument(app: Flask, route_of: Callable[[WSGIEnvironment], str | None], tr
     redis = RedisInstrumentor()
     if not redis.is_instrumented_by_opentelemetry:
         redis.instrument(tracer_provider=tracer_provider)
-    _on = True
+    _on, _provider = True, tracer_provider
     if tracer_provider is None and not os.environ.get(UNDER_GUNICORN):
         start()
 
@@ -96,6 +100,15 @@ def start() -> None:
         exporter = OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+
+
+def span(name: str) -> AbstractContextManager[Any]:
+    """A child span of the request's while the block runs (nothing at all when this process does not trace)."""
+    if not _on:
+        return nullcontext()
+    from opentelemetry import trace
+
+    return trace.get_tracer("restengine", tracer_provider=_provider).start_as_current_span(name)
 
 
 def note_cache(result: str) -> None:

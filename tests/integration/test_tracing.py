@@ -43,7 +43,7 @@ def traced(mongodb_uri: str, redis_url: str) -> Iterator[tuple[Flask, Any]]:
             app.wsgi_app = plain  # type: ignore[method-assign]
             PymongoInstrumentor().uninstrument()
             RedisInstrumentor().uninstrument()
-            tracing._on = False
+            tracing._on, tracing._provider = False, None
             restengine.db.close_all()
 
 
@@ -61,6 +61,8 @@ def test_one_get_is_one_trace_with_the_database_command_as_a_child(traced: tuple
     assert format(request.parent.span_id, "016x") == PARENT
     assert request.attributes["restengine.cache"] == "miss"
     assert request.name == "GET /api/customers/{id}" and request.attributes["http.route"] == "/api/customers/{id}"
+    cache = next(s for s in spans if s.name == "restengine.cache")
+    assert cache.parent is not None and cache.parent.span_id == request.context.span_id, "the cache's decision"
     finds = [s for s in spans if s.attributes.get("db.system") == "mongodb" or s.name.startswith("find")]
     assert finds, [s.name for s in spans]
     assert all(s.parent is not None and s.parent.span_id == request.context.span_id for s in finds)
@@ -84,6 +86,8 @@ def test_a_cached_hit_answered_before_flask_is_traced_too(traced: tuple[Flask, A
     spans = exporter.get_finished_spans()
     request = next(s for s in spans if s.kind == SpanKind.SERVER)
     assert request.attributes["restengine.cache"] == "hit"
+    cache = next(s for s in spans if s.name == "restengine.cache")
+    assert cache.parent is not None and cache.parent.span_id == request.context.span_id
     assert not [s for s in spans if s.attributes.get("db.system") == "mongodb"], "no database command"
 
 

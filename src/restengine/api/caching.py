@@ -197,9 +197,10 @@ class CacheHits:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
-            with timing.in_cache():
+            with timing.in_cache(), tracing.span("restengine.cache"):
                 response = self._hit(environ)
             if response is not None:
+                tracing.note_cache("hit")
                 status, headers, body = response
                 start_response(status, headers)
                 return [] if method == "HEAD" else [body]
@@ -234,7 +235,6 @@ class CacheHits:
             return None
         entry = found.entry
         environ[CACHE_ANSWER] = "hit"
-        tracing.note_cache("hit")
         headers = self.policy.headers(entry, plan.cache_control, "hit")
         request_header = (REQUEST_ID_HEADER, request_id(environ.get("HTTP_X_REQUEST_ID")))
         if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), entry.etag):
