@@ -27,7 +27,7 @@ from restengine.errors import ServiceUnavailable, refuse
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-ALWAYS = frozenset({"/healthz", "/readyz"})  # answered whatever the wait
+ALWAYS = frozenset({"/healthz", "/readyz", "/metrics"})  # answered whatever the wait: a busy worker is seen
 
 _waits = threading.local()
 

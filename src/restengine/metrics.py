@@ -211,11 +211,16 @@ class Requests:
 
         if self._sampler_pid != os.getpid():
             self._start_sampler()
-        self.active += 1
+        with self._lock:
+            self.active += 1
         try:
             return self.wsgi_app(environ, recording)
         finally:
-            self.active -= 1
+            answered = environ.get(CACHE_ANSWER)
+            with self._lock:  # ``+=`` is not atomic across threads
+                self.active -= 1
+                if answered is not None:
+                    self.cache[answered] = self.cache.get(answered, 0) + 1
             route = self.route_of(environ) or environ.get(ROUTE) or UNMATCHED
             key = (environ.get("REQUEST_METHOD", ""), route, seen[0] if seen else "500")
             child = self._children.get(key)
@@ -223,9 +228,6 @@ class Requests:
                 with self._lock:
                     child = self._children[key] = REQUEST_DURATION.labels(*key)
             child.observe(time.perf_counter() - started)
-            answered = environ.get(CACHE_ANSWER)
-            if answered is not None:
-                self.cache[answered] = self.cache.get(answered, 0) + 1
 
     def _start_sampler(self) -> None:
         with self._lock:
@@ -243,8 +245,9 @@ class Requests:
 
     def flush(self) -> None:
         """Write the requests in progress and the cache answers counted since the last time."""
-        ACTIVE_REQUESTS.set(self.active)
-        counted, self.cache = self.cache, {}
+        with self._lock:
+            active, counted, self.cache = self.active, self.cache, {}
+        ACTIVE_REQUESTS.set(active)
         for result, n in counted.items():
             CACHE.labels(result).inc(n)
 
