@@ -294,10 +294,12 @@ class Limiter:
                 window.heard = time.monotonic()
 
     def _forget_ended(self) -> None:
-        """Drop the windows that ended with nothing left to send (under the lock); all of them if none did."""
+        """Drop the windows that ended with nothing left to send (under the lock); if none did, every window
+        with nothing left to send (a caller forgotten here asks the storage on its next request)."""
         now = self.clock()
-        ended = [k for k, w in self._windows.items() if w.ends <= now and not (w.pending or w.sending)]
-        for key in ended or list(self._windows):
+        idle = [k for k, w in self._windows.items() if not (w.pending or w.sending)]
+        ended = [k for k in idle if self._windows[k].ends <= now]
+        for key in ended or idle:
             del self._windows[key]
 
     def _ensure_sender(self) -> None:
