@@ -258,7 +258,7 @@ class Settings:
     queue_budget_ms: int = setting(
         "RESTENGINE_QUEUE_BUDGET_MS",
         parse_int,
-        500,
+        1000,
         "How long a request may wait for a free thread of its worker (gthread); one that waited longer is "
         "answered 503 with Retry-After at once (health checks never are); 0: wait as long as it takes.",
     )
