@@ -278,12 +278,11 @@ def build_pipeline(
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
     layers: list[Layer] = []
-    route_of = api_route(api)
+    named = route_namer(api)
     if settings.log_format == "json" and settings.access_log == "on":  # gunicorn's own access log is text
-        named = route_namer(api)
         layers.append(lambda inner: AccessLog(inner, named))
     if settings.metrics == "on":
-        layers.append(lambda inner: metrics.Requests(inner, route_of))
+        layers.append(lambda inner: metrics.Requests(inner, named))
     if settings.queue_budget_ms:
         budget, retry_after = settings.queue_budget_ms / 1000, settings.retry_after
         layers.append(lambda inner: Admission(inner, budget, retry_after))

@@ -106,6 +106,18 @@ class Verdict:
     remaining: int
     reset: int  # seconds until the window ends
 
+    def refusal(self, what: str, advice: str = "") -> Problem:
+        """The 429 of a request past its quota (counted as refused): ``what`` was exceeded, then when to retry."""
+        metrics.refused("rate_limited")
+        retry = str(max(1, self.reset))
+        return Problem(
+            f"{what}; retry in {retry} s{advice}.",
+            status=429,
+            title="Too many requests",
+            type="urn:restengine:problem:rate-limited",
+            headers={"Retry-After": retry},
+        )
+
     def headers(self) -> list[tuple[str, str]]:
         return [
             ("RateLimit-Policy", self.quota.policy_field),
@@ -155,7 +167,6 @@ class Limiter:
         self.defaults = {False: Quota("read", rate(read)), True: Quota("write", rate(write))}
         self.expensive = Quota("expensive", rate(expensive))  # counted by the views, for expensive reads only
         self.policy = policy
-        self.shared = shared
         self.clock = clock
         self.failed_open = 0  # requests let through unchecked because the counts could not be reached
         self._down_until = 0.0
@@ -391,15 +402,7 @@ class RateLimits:
             return self.wsgi_app(environ, start_response)
         fields = verdict.headers()
         if not verdict.allowed:
-            retry = str(max(1, verdict.reset))
-            problem = Problem(
-                f"Too many requests: at most {quota.rate} ({quota.name}); retry in {retry} s.",
-                status=429,
-                title="Too many requests",
-                type="urn:restengine:problem:rate-limited",
-                headers={"Retry-After": retry},
-            )
-            metrics.refused("rate_limited")
+            problem = verdict.refusal(f"Too many requests: at most {quota.rate} ({quota.name})")
             return refuse(problem, environ, start_response, fields)
 
         def with_fields(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

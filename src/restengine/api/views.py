@@ -19,7 +19,7 @@ import pymongo
 from flask import Response, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from restengine import metrics, timing, tracing
+from restengine import timing, tracing
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.budget import DEADLINE, query_time
@@ -490,16 +490,10 @@ class Views:
             return
         verdict = limiter.hit(limiter.expensive, self._caller())
         if verdict is not None and not verdict.allowed:
-            metrics.refused("rate_limited")
-            retry = str(max(1, verdict.reset))
-            raise Problem(
-                f"Too many expensive queries (index-less filters, counts no index serves): at most "
-                f"{limiter.expensive.rate}; retry in {retry} s, or ask for less.",
-                status=429,
-                title="Too many requests",
-                type="urn:restengine:problem:rate-limited",
-                headers={"Retry-After": retry, **dict(verdict.headers())},
-            )
+            what = "Too many expensive queries (index-less filters, counts no index serves)"
+            problem = verdict.refusal(f"{what}: at most {limiter.expensive.rate}", ", or ask for less")
+            problem.headers.update(verdict.headers())
+            raise problem
 
     def _caller(self) -> str:
         """Whose expensive queries this request's are: its principal's, else its client address's."""
