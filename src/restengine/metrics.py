@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 ROUTE = "restengine.rule"  # WSGI environ key: the URL rule Flask matched, for a request outside the API
 SAMPLE_SECONDS = 0.25  # how often a worker writes its requests in progress and its cache answers to the files
-UNMATCHED = "unmatched"  # the route of a request no URL rule matched (never its raw path)
+UNMATCHED = "unmatched"
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)  # the route of a request no URL rule matched (never its raw path)
 # OpenTelemetry's recommended buckets for HTTP server durations, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -183,16 +186,17 @@ def exposition() -> bytes:
 class Requests:
     """WSGI layer, outermost: each request's duration by method, route and status, and those in progress.
 
-    The route is the template of the API's routes (``/api/books/{id}``) or
-    the URL rule Flask matched (set in ``environ[ROUTE]``), else
-    ``unmatched``: never a client's raw path, so a scan of random URLs adds no
-    series. The duration is written at once; the requests in progress and the
+    ``route_of`` names the route (``restengine.app.route_namer``: the API's
+    template such as ``/api/books/{id}``, the URL rule Flask matched, else
+    ``unmatched``): never a client's raw path, and a method outside HTTP's
+    own is ``_OTHER`` (OpenTelemetry's convention), so a scan of random URLs
+    or methods adds no series. The duration is written at once; the requests in progress and the
     cache's answers are counted in the process and written every
     :data:`SAMPLE_SECONDS` by a thread of the worker (a few microseconds less
     per request, which is a few percent of a cached GET).
     """
 
-    def __init__(self, wsgi_app: WSGIApplication, route_of: Callable[[WSGIEnvironment], str | None]) -> None:
+    def __init__(self, wsgi_app: WSGIApplication, route_of: Callable[[WSGIEnvironment], str]) -> None:
         self.wsgi_app = wsgi_app
         self.route_of = route_of
         self.active = 0
@@ -221,8 +225,8 @@ class Requests:
                 self.active -= 1
                 if answered is not None:
                     self.cache[answered] = self.cache.get(answered, 0) + 1
-            route = self.route_of(environ) or environ.get(ROUTE) or UNMATCHED
-            key = (environ.get("REQUEST_METHOD", ""), route, seen[0] if seen else "500")
+            method = environ.get("REQUEST_METHOD", "")
+            key = (method if method in METHODS else "_OTHER", self.route_of(environ), seen[0] if seen else "500")
             child = self._children.get(key)
             if child is None:
                 with self._lock:

@@ -193,3 +193,13 @@ def test_cache_invalidations_and_the_breaker_are_measured(app: Flask, mongodb_ur
             assert sample("restengine_cache_breaker_open") == 1.0
         finally:
             restengine.db.close_all()
+
+
+def test_made_up_methods_add_no_series(app: Flask) -> None:
+    client = app.test_client()
+    before = requests("/api/customers/{id}", "405", method="_OTHER")
+    for method in ("FOO", "BAR", "XYZZY"):
+        assert client.open("/api/customers/ABC123", method=method).status_code == 405
+    assert requests("/api/customers/{id}", "405", method="_OTHER") - before == 3
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="FOO"' not in text and 'method="XYZZY"' not in text
