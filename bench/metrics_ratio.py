@@ -13,14 +13,10 @@ response or a socket error. Needs ``wrk``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from bench import onoff
-from bench.interleaved import add_options, resolve, run_command
 
 SIDES = {"on": {"RESTENGINE_METRICS": "on"}, "off": {"RESTENGINE_METRICS": "off"}}
 
@@ -29,17 +25,8 @@ def expect(side: str, status: int, headers: Mapping[str, str | None]) -> str | N
     return None  # /metrics is checked below, once the apps run
 
 
-def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    return onoff.bench(args, tmp, SIDES, expect, scrape="/metrics")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.metrics_ratio", description=__doc__.split("\n\n")[0])
-    add_options(parser, what="rounds")
-    onoff.add_cache_options(parser)
-    args = resolve(parser.parse_args(argv))
-    config = vars(args) | {"books": onoff.BOOKS, "wrk_threads": 2, "sides": SIDES}
-    return run_command("metrics_ratio", args, bench, onoff.report, config)
+    return onoff.main(argv, "metrics_ratio", __doc__ or "", SIDES, expect, scrape="/metrics")
 
 
 if __name__ == "__main__":

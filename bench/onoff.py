@@ -24,12 +24,15 @@ from bench.interleaved import (
     WRK_COLUMNS,
     Column,
     LogLines,
+    add_options,
     get_once,
     header,
     measured,
     medians,
+    resolve,
     round_ratios,
     row,
+    run_command,
 )
 from bench.measure import wrk
 from bench.procs import Harness, gunicorn_app
@@ -157,3 +160,20 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on (default: off)")
     parser.add_argument("--uncached", dest="cached", action="store_false",
                         help="RESTENGINE_CACHE_TTL=0: every GET reads the database (default: cached hits)")  # fmt: skip
+
+
+def main(
+    argv: list[str] | None,
+    name: str,
+    doc: str,
+    sides: Mapping[str, Mapping[str, str]],
+    expect: Check,
+    scrape: str | None = None,
+) -> int:
+    """The command line of an on/off bench ``name`` (``python -m bench.<name>``): options, run, report, results."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=doc.split("\n\n")[0])
+    add_options(parser, what="rounds")
+    add_cache_options(parser)
+    args = resolve(parser.parse_args(argv))
+    config = vars(args) | {"books": BOOKS, "wrk_threads": 2, "sides": sides}
+    return run_command(name, args, partial(bench, sides=sides, expect=expect, scrape=scrape), report, config)

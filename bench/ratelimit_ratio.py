@@ -12,14 +12,10 @@ Fails (exit 1) when any wrk run has a non-2xx response or a socket error. Needs 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from bench import onoff
-from bench.interleaved import add_options, resolve, run_command
 from bench.procs import UNREFUSED
 
 SIDES = {
@@ -35,17 +31,8 @@ def expect(side: str, status: int, headers: Mapping[str, str | None]) -> str | N
     return None
 
 
-def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    return onoff.bench(args, tmp, SIDES, expect)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ratelimit_ratio", description=__doc__.split("\n\n")[0])
-    add_options(parser, what="rounds")
-    onoff.add_cache_options(parser)
-    args = resolve(parser.parse_args(argv))
-    config = vars(args) | {"books": onoff.BOOKS, "wrk_threads": 2, "sides": SIDES}
-    return run_command("ratelimit_ratio", args, bench, onoff.report, config)
+    return onoff.main(argv, "ratelimit_ratio", __doc__ or "", SIDES, expect)
 
 
 if __name__ == "__main__":
