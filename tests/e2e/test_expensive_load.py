@@ -7,9 +7,10 @@ database). The expensive clients are hostile (never wait) or polite (wait as Ret
 shipped limits. The cheap client sees no error at all; the expensive clients are told their query is the
 problem (422 query-too-expensive, 429 too-many-expensive-queries or rate-limited), never a 503.
 
-Its tail latency is printed, not asserted: on the embedded database (SecantusDB, one Python process) a scan
-holds up every other query while it runs, and on two cores the load generator competes with the service, so
-the issue's "p99 within 2x of unloaded" is not met here (see the note of issue 15)."""
+Its tail latency must stay within 2x of its unloaded p99. That part is asserted on ``mongod`` (used whenever one
+is on PATH) and an expected failure on SecantusDB, whose divergence it names: a collection scan walks the
+collection under the server's one storage lock and then decodes in Python under its GIL, so every other query
+waits while a scan runs (a raw PyMongo ``find_one`` beside one scan: p99 0.8 -> 89 ms)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
+from restengine.ops.processes import which
 from tests.e2e.helpers import get
 from tests.e2e.upstack import UpStack, start_up, stop_up
 from tests.keys import OTHER_SECRET
@@ -32,6 +34,10 @@ from tests.keys import OTHER_SECRET
 SECONDS = 10  # of load
 BASELINE = 300  # cheap reads with nobody else around
 EXPENSIVE_CLIENTS = 4
+SCANS_STALL_THE_DATABASE = (
+    "SecantusDB divergence: a collection scan holds the storage lock, then the GIL, so every other query "
+    "waits while one runs; mongod runs them side by side"
+)
 
 
 # Anonymous clients (the expensive ones) get the shipped limits; the cheap client is a service whose role the
@@ -166,3 +172,6 @@ def test_expensive_clients_do_not_take_cheap_reads_down(stack: UpStack, behaviou
         "429 urn:restengine:problem:rate-limited",
     }, summary
     assert sum(n for k, n in expensive.items() if not k.startswith("200")) > 0, summary
+    if p99(loaded) > 2 * p99(baseline) and not which("mongod"):
+        pytest.xfail(f"{SCANS_STALL_THE_DATABASE}: {summary}")
+    assert p99(loaded) <= 2 * p99(baseline), summary
