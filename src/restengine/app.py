@@ -112,9 +112,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_batch=settings.max_batch,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         cache=response_cache,
+        profile=settings.profile,
     )
     for doc_cls in served_documents(settings):
         api.register(doc_cls, expensive=expensive_grants(settings.expensive_filters, default_name(doc_cls)))
+    if settings.data_api:
+        from restengine.profiles.dataapi import DataApi
+
+        DataApi(api, settings.data_api, aggregate=settings.data_api_aggregate).init_app(app)
     access = access_from_settings(settings, api.resources)
     if access is not None:
         api.protect(access)
@@ -133,7 +138,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[ratelimit.EXTENSION] = limiter
     app.wsgi_app = build_pipeline(app.wsgi_app, settings, api, limiter)  # type: ignore[method-assign,assignment]
     if tracing.wanted():
-        tracing.instrument(app, route_namer(api))  # around the whole pipeline: a cached hit is traced too
+        tracing.instrument(app, route_namer(api, settings))  # around the whole pipeline: a cached hit is traced too
     return app
 
 
@@ -156,7 +161,22 @@ def _policy_reads_metrics(access: Access) -> Callable[[WSGIEnvironment], bool]:
     return may_read
 
 
-def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
+DATA_API_READS = ("find", "findOne", "aggregate")
+DATA_API_ACTIONS = (*DATA_API_READS, "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne", "deleteOne",
+                    "deleteMany")  # fmt: skip
+
+
+def data_api_action(environ: WSGIEnvironment, settings: Settings) -> tuple[str, bool] | None:
+    """The Data API action a request is for, and whether it writes; ``None`` for anything else."""
+    base = settings.data_api
+    path = environ.get("PATH_INFO", "")
+    if base is None or not path.startswith(base + "/action/"):
+        return None
+    action = path[len(base) + len("/action/") :]
+    return (action, action not in DATA_API_READS) if action in DATA_API_ACTIONS else None
+
+
+def api_route(api: Api, settings: Settings) -> Callable[[WSGIEnvironment], str | None]:
     """The route template of a request to the API (``/api/books/{id}``), for the request metrics; ``None``
     for anything else (a path naming no served resource included)."""
     from restengine.api.routes import route_in
@@ -166,7 +186,8 @@ def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
     def route_of(environ: WSGIEnvironment) -> str | None:
         route = route_in(environ, prefix)
         if route is None or route.resource not in api.resources:
-            return None
+            action = data_api_action(environ, settings)
+            return None if action is None else f"{settings.data_api}/action/{action[0]}"
         if route.bulk:
             return f"{prefix}/{route.resource}/_bulk"
         return f"{prefix}/{route.resource}/{{id}}" if route.item is not None else f"{prefix}/{route.resource}"
@@ -174,10 +195,10 @@ def api_route(api: Api) -> Callable[[WSGIEnvironment], str | None]:
     return route_of
 
 
-def route_namer(api: Api) -> Callable[[WSGIEnvironment], str]:
+def route_namer(api: Api, settings: Settings) -> Callable[[WSGIEnvironment], str]:
     """The route a request is named by in logs and traces: the API's template, the URL rule Flask matched,
     else ``unmatched`` (never a raw path)."""
-    route_of = api_route(api)
+    route_of = api_route(api, settings)
 
     def named(environ: WSGIEnvironment) -> str:
         return route_of(environ) or environ.get(metrics.ROUTE) or metrics.UNMATCHED
@@ -250,11 +271,28 @@ def expensive_grants(entries: tuple[str, ...], resource: str) -> list[str]:
     return [entry.partition(".")[2] for entry in entries if entry.partition(".")[0] == resource]
 
 
+def profile_mounts(wsgi_app: WSGIApplication, api: Api, settings: Settings) -> WSGIApplication:
+    """The layer telling the others which compatibility profile a request is for (see :mod:`restengine.profiles`)."""
+    from restengine.profiles import Mounts, profile
+
+    shapes = [(api.url_prefix, shape)] if (shape := api.error_shape) is not None else []
+    keys = []
+    if settings.data_api:
+        from restengine.profiles.dataapi import DataApi
+
+        shapes.append((settings.data_api, DataApi.error_shape))
+        keys.append(settings.data_api)
+    slashes = [api.url_prefix] if profile(api.profile).strips_slash else []
+    return Mounts(wsgi_app, shapes, keys, slashes) if shapes or keys or slashes else wsgi_app
+
+
 def build_pipeline(
     flask_app: WSGIApplication, settings: Settings, api: Api, limiter: ratelimit.Limiter | None = None
 ) -> WSGIApplication:
     """Every WSGI layer around Flask, in the order a request meets them.
 
+    000. ``Mounts``: which compatibility profile the request is for (its error shape, the Data API's ``apiKey``,
+       Flask-MongoRest's trailing slash; see :mod:`restengine.profiles`).
     00. ``AccessLog`` (with ``RESTENGINE_LOG_FORMAT=json`` and ``RESTENGINE_ACCESS_LOG=on``): a JSON line per
        request (see :mod:`restengine.logs`).
     0a. ``Requests`` (with ``RESTENGINE_METRICS=on``): every request's duration and status, whoever answers
@@ -277,8 +315,8 @@ def build_pipeline(
     5. Flask: routing, request ids, the views (each under the database
        deadline, see :class:`restengine.api.views.Views`), errors as problem+json.
     """
-    layers: list[Layer] = []
-    named = route_namer(api)
+    layers: list[Layer] = [lambda inner: profile_mounts(inner, api, settings)]
+    named = route_namer(api, settings)
     if settings.log_format == "json" and settings.access_log == "on":  # gunicorn's own access log is text
         layers.append(lambda inner: AccessLog(inner, named))
     if settings.metrics == "on":
@@ -298,7 +336,12 @@ def build_pipeline(
     if limiter is not None:
         access = api.access
         who = access.principal if access is not None else None
-        layers.append(lambda inner: RateLimits(inner, limiter, api.resources, api.url_prefix, who))
+
+        def data_api(environ: WSGIEnvironment) -> tuple[str, bool] | None:
+            action = data_api_action(environ, settings)
+            return None if action is None else ("*", action[1])
+
+        layers.append(lambda inner: RateLimits(inner, limiter, api.resources, api.url_prefix, who, data_api))
     layers.append(api.guard)
     layers.append(api.cache_hits)
     wsgi = flask_app

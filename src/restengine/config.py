@@ -128,6 +128,26 @@ class Settings:
         "/api",
         "Where the API is mounted.",
     )
+    profile: str = setting(
+        "RESTENGINE_PROFILE",
+        parse_choice("native", "eve", "mongorest"),
+        "native",
+        "The wire format of the API at RESTENGINE_URL_PREFIX: `native`, `eve` (Eve's `_items`/`_meta`/`_links`, "
+        "`?where=`, `?page=`) or `mongorest` (Flask-MongoRest's `data`/`has_more`, `_skip`/`_limit`).",
+    )
+    data_api: str | None = setting(
+        "RESTENGINE_DATA_API",
+        lambda name, raw: parse_url_prefix(name, raw) if str(raw).strip() else None,
+        None,
+        "Where to serve the Atlas Data API's actions (`POST <path>/action/find`...), e.g. "
+        "/app/data-abcde/endpoint/data/v1; unset: not served.",
+    )
+    data_api_aggregate: tuple[str, ...] = setting(
+        "RESTENGINE_DATA_API_AGGREGATE",
+        parse_list,
+        (),
+        "Resources the Data API's `aggregate` action may run on (comma-separated names, or *); default none.",
+    )
     indexes: str = setting(
         "RESTENGINE_INDEXES",
         parse_choice("create", "check", "off"),

@@ -240,7 +240,19 @@ class InvalidParameter(Problem):
         self.param = param
 
 
-def problem_response(problem: Problem) -> Response:
+ERROR_SHAPE = "restengine.error_shape"
+"""WSGI environ key: how a compatibility profile shapes its errors, ``Problem`` -> (body, media type, status);
+unset: problem+json."""
+
+
+def problem_response(problem: Problem, environ: Mapping[str, Any] | None = None) -> Response:
+    """``problem`` as problem+json, or in the shape of the request's compatibility profile (:data:`ERROR_SHAPE`)."""
+    shape = None if environ is None else environ.get(ERROR_SHAPE)
+    if shape is not None:
+        shaped, mimetype, status = shape(problem)
+        response = Response(orjson.dumps(shaped, option=orjson.OPT_NON_STR_KEYS), status=status, mimetype=mimetype)
+        response.headers.update(problem.headers)
+        return response
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
     if problem.detail:
         body["detail"] = problem.detail
@@ -265,7 +277,7 @@ def refuse(
     (the client's, when usable), ``headers`` added."""
     from restengine.requestid import request_id  # it imports Flask's request globals, as this module does
 
-    response = problem_response(problem)
+    response = problem_response(problem, environ)
     response.headers.extend(headers)
     response.headers[REQUEST_ID_HEADER] = request_id(environ.get("HTTP_X_REQUEST_ID"))
     answer: Iterable[bytes] = response(environ, start_response)
@@ -417,9 +429,11 @@ def render(exc: BaseException) -> Response:
     if problem is None:
         log.exception("unhandled error", exc_info=exc)
         problem = Problem("The server failed to handle this request.", status=500)
-    if problem.status == 413 and has_request_context():
+    if not has_request_context():
+        return problem_response(problem)
+    if problem.status == 413:
         drain_body()
-    return problem_response(problem)
+    return problem_response(problem, request.environ)
 
 
 def handled(view: Callable[..., Response]) -> Callable[..., Response]:

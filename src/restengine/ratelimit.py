@@ -381,22 +381,32 @@ class RateLimits:
         resources: Collection[str],
         url_prefix: str,
         principal: Callable[[WSGIEnvironment], Principal] | None = None,
+        other: Callable[[WSGIEnvironment], tuple[str, bool] | None] | None = None,
     ) -> None:
+        """``other``: for a request outside the resource URLs that counts too (the Data API's actions), the
+        resource its limits are looked up for (``*``: the caller's roles' own) and whether it writes."""
         self.wsgi_app = wsgi_app
         self.limiter = limiter
         self.resources = resources
         self.prefix = url_prefix
         self.principal = principal
+        self.other = other
+
+    def _counted(self, environ: WSGIEnvironment) -> tuple[str, bool] | None:
+        route = route_in(environ, self.prefix)
+        if route is not None and route.resource in self.resources:
+            return route.resource, environ.get("REQUEST_METHOD", "") in WRITES
+        return None if self.other is None else self.other(environ)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = route_in(environ, self.prefix)
-        if route is None or route.resource not in self.resources:
+        counted = self._counted(environ)
+        if counted is None:
             return self.wsgi_app(environ, start_response)
         principal = ANONYMOUS
         if self.principal is not None:
             with contextlib.suppress(Problem):  # refused by the access check next; meanwhile counted by address
                 principal = self.principal(environ)
-        quota = self.limiter.quota(principal, route.resource, environ.get("REQUEST_METHOD", "") in WRITES)
+        quota = self.limiter.quota(principal, *counted)
         verdict = self.limiter.hit(quota, caller_of(principal, environ))
         if verdict is None:
             return self.wsgi_app(environ, start_response)

@@ -13,7 +13,7 @@ from flask import Flask
 import restengine.db
 from restengine import tracing
 from restengine.api.registry import EXTENSION
-from restengine.app import route_namer
+from restengine.app import SETTINGS, route_namer
 from tests.integration.api_helpers import customer, legacy_app, legacy_registry
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -34,7 +34,9 @@ def traced(mongodb_uri: str, redis_url: str) -> Iterator[tuple[Flask, Any]]:
     with legacy_registry():
         app = legacy_app(mongodb_uri, redis_url)
         plain = app.wsgi_app
-        tracing.instrument(app, route_namer(app.extensions[EXTENSION]), tracer_provider=provider)
+        tracing.instrument(
+            app, route_namer(app.extensions[EXTENSION], app.extensions[SETTINGS]), tracer_provider=provider
+        )
         try:
             customer("ABC123", "Ada", tags=["secret-tag"])
             exporter.clear()

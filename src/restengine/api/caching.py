@@ -56,8 +56,14 @@ def not_modified_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class CachePolicy:
     """The API's cache policy over one response cache (``None``: nothing is cached)."""
 
-    def __init__(self, cache: ResponseCache | None) -> None:
+    def __init__(
+        self, cache: ResponseCache | None, *, profile: str = "native", expanding: tuple[str, ...] = ("expand",)
+    ) -> None:
+        """``profile``: the wire format the responses are in (part of every key); ``expanding``: the query
+        parameters that embed referenced documents (the fast path leaves those requests to the view)."""
         self.cache = cache
+        self.profile = profile
+        self.expanding = expanding
         # Requests carrying these (WSGI environ keys) never meet the cache; with
         # an access check of the API's own, Authorization is no longer one of them.
         self.credentials = CREDENTIALS
@@ -95,7 +101,7 @@ class CachePolicy:
         # A caller's rule (its documents and fields) makes its responses differ: its own entries.
         variant = resource.variant + "".join(target.variant for target in expanded)
         return ReadPlan(
-            request_key(resource.name + variant, environ),
+            request_key(("" if self.profile == "native" else f"{self.profile}:") + resource.name + variant, environ),
             resource.collection_name,
             tuple(generations),
             ttl,
@@ -211,7 +217,7 @@ class CacheHits:
         if route is None or route.bulk or not acceptable(environ.get("HTTP_ACCEPT")):
             return None  # not a resource read, or the view answers 406
         resource = self.resources.get(route.resource)
-        if resource is None or "expand" in environ.get("QUERY_STRING", ""):
+        if resource is None or any(p in environ.get("QUERY_STRING", "") for p in self.policy.expanding):
             return None  # the view answers 404, or works out what the expansions depend on
         if self.policy.ttl(resource) <= 0:
             return None  # not cached: nothing to look up (the caller's scope keeps the resource's options)

@@ -111,8 +111,10 @@ def list_page(
     fields: frozenset[str],
     expansions: Sequence[Expansion] = (),
     count: str | None = None,
+    skip: int = 0,
 ) -> Page:
-    """One page: the items after the keyset position ``after`` (a filter), at most ``limit``.
+    """One page: the items after the keyset position ``after`` (a filter), at most ``limit``, the first ``skip``
+    of them passed over (an offset: profiles whose clients number their pages).
 
     ``count`` is ``"exact"`` or ``"estimated"`` (the collection's metadata count,
     used only when nothing narrows the query; otherwise it is exact).
@@ -123,7 +125,7 @@ def list_page(
         for key, _ in sort:
             projection.setdefault(key, 1)  # the cursor needs the sort values
     query = conjunction(narrowed, after)
-    raws = list(resource.collection().find(query, projection, sort=sort, limit=limit + 1))
+    raws = list(resource.collection().find(query, projection, sort=sort, skip=skip, limit=limit + 1))
     has_more = len(raws) > limit
     raws = raws[:limit]
     items = [decode(resource, raw, fields) for raw in raws]

@@ -20,7 +20,6 @@ from restengine.api.openapi import OpenApi
 from restengine.api.options import ResourceOptions
 from restengine.api.resource import Resource
 from restengine.api.routes import Route
-from restengine.api.views import Views
 from restengine.auth.policy import DEFAULT as DEFAULT_POLICY
 from restengine.auth.policy import Policy
 from restengine.auth.principal import Principal
@@ -90,7 +89,13 @@ class Api:
         docs_path: str | None = "/docs",
         authenticate: Callable[[WSGIEnvironment], Principal | None] | None = None,
         policy: Policy | None = None,
+        profile: str = "native",
     ) -> None:
+        from restengine import profiles
+
+        if profile not in profiles.NAMES:
+            raise ConfigError(f"unknown profile {profile!r} (one of {', '.join(profiles.NAMES)})")
+        self.profile = profile
         self.url_prefix = url_prefix.rstrip("/")
         self.resources: dict[str, Resource] = {}
         self._by_class: dict[type[Any], Resource] = {}
@@ -110,7 +115,7 @@ class Api:
             )
         )
         self.cache = cache
-        self.cache_policy = CachePolicy(cache)
+        self.cache_policy = CachePolicy(cache, profile=profile, expanding=profiles.profile(profile).expanding)
         self.openapi_path = openapi_path
         self.openapi = OpenApi(self, openapi_info)
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
@@ -136,8 +141,17 @@ class Api:
         """The WSGI layer running the access check before ``wsgi_app``; ``wsgi_app`` itself when unprotected."""
         return wsgi_app if self.access is None else Guard(wsgi_app, self.access, self.resources, self.url_prefix)
 
+    @property
+    def error_shape(self) -> Callable[[Any], tuple[Any, str, int]] | None:
+        """How this API's profile shapes its errors (``None``: problem+json)."""
+        from restengine.profiles import profile
+
+        return profile(self.profile).error_shape
+
     def init_app(self, app: Flask | Blueprint) -> None:
-        views = Views(self, self.cache_policy)
+        from restengine.profiles import profile
+
+        views = profile(self.profile).views(self, self.cache_policy)
         rules: list[tuple[str, str, Callable[..., Any], Callable[..., Route] | None]] = [
             ("/", "index", views.index, None),
             ("/<name>", "collection", views.collection, lambda name: Route(name)),
@@ -145,6 +159,8 @@ class Api:
             # ``path``: a string key may hold a ``/`` (routes.parse_route reads it the same way)
             ("/<name>/<path:item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
         ]
+        if self.profile != "native":  # a profile speaks its own system's URLs: no _bulk
+            del rules[2]
         served: list[Callable[..., Any]] = []
         for rule, endpoint, view, route in rules:
             served.append(views.guarded(view, route))

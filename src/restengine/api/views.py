@@ -101,6 +101,8 @@ def _json_body(*accepted: str) -> Any:
 
 
 MAX_BODY_DEPTH = 100
+FREE_OFFSET = 1000
+"""Documents a page may skip (a profile's offset) before its read counts as expensive: the database reads them all."""
 """Levels of lists and objects in a request body: MongoDB stores no document nested deeper."""
 
 
@@ -226,17 +228,7 @@ class Views:
         if request.method == "OPTIONS":
             return self._options(resource, allowed)
         if request.method in ("GET", "HEAD"):
-            resource = self._scoped(resource, "read")
-            fields = reads.parse_fields(resource, list_value(request.args, "fields"))
-            expansions = reads.parse_expand(resource, list_value(request.args, "expand"), fields, self._expandable)
-
-            def build() -> tuple[Any, dict[str, str]]:
-                item = reads.get_item(resource, pk, fields, expansions)
-                if item is None:
-                    raise NotFound()
-                return item, {}
-
-            return self._cached_read(resource, expansions, build, pk=pk)
+            return self._read_item(self._scoped(resource, "read"), pk)
         resource = self._scoped(resource, "delete" if request.method == "DELETE" else "update")
         raw: dict[str, Any] = {}
 
@@ -257,12 +249,12 @@ class Views:
             writes.delete(resource, raw, phases, conditional=tags is not None)
             self.cache_policy.invalidate_deleted(resource, raw["_id"])
             return _no_content()
-        if request.method == "PUT":
-            target = _json_body(JSON)
+        if request.method == "PUT" and self._put_replaces:
+            target = self._input(resource, _json_body(JSON))
             if not isinstance(target, dict):
                 raise InputError({"": "must be a JSON object"})
         else:
-            patch = _json_body(MERGE_PATCH, JSON)
+            patch = self._input(resource, _json_body(MERGE_PATCH, JSON))
             if not isinstance(patch, dict):
                 raise InputError({"": "a merge patch must be a JSON object"})
             target = merge_patch(representation, patch)
@@ -270,7 +262,35 @@ class Views:
             doc = writes.apply(resource, raw, target, representation)
         writes.save_changes(resource, doc, raw, phases, conditional=tags is not None)
         written = doc.to_mongo().to_dict()
-        return _with_etag(self._stored(resource, [written["_id"]], [written])[0])
+        return self._updated(resource, self._stored(resource, [written["_id"]], [written])[0])
+
+    # ------------------------------------------------------------ what a profile shapes (see restengine.profiles)
+
+    def _read_item(self, resource: Resource, pk: Any) -> Response:
+        """A GET of one item, ``resource`` as its caller reads it."""
+        fields = reads.parse_fields(resource, list_value(request.args, "fields"))
+        expansions = reads.parse_expand(resource, list_value(request.args, "expand"), fields, self._expandable)
+
+        def build() -> tuple[Any, dict[str, str]]:
+            item = reads.get_item(resource, pk, fields, expansions)
+            if item is None:
+                raise NotFound()
+            return item, {}
+
+        return self._cached_read(resource, expansions, build, pk=pk)
+
+    @property
+    def _put_replaces(self) -> bool:
+        """Whether PUT replaces the item (HTTP's meaning); a profile's PUT may update only what it is sent."""
+        return True
+
+    def _input(self, resource: Resource, body: Any) -> Any:
+        """A write's JSON body as the native representation (a profile translates its own)."""
+        return body
+
+    def _updated(self, resource: Resource, item: dict[str, Any]) -> Response:
+        """The answer to a PUT or PATCH: the item as stored."""
+        return _with_etag(item)
 
     def bulk(self, name: str) -> Response:
         resource = self._resource(name, ("POST",))
@@ -364,7 +384,7 @@ class Views:
         return _with_etag(items[0], 201, {"Location": self._item_url(resource, str(items[0]["id"]))})
 
     def _create(self, resource: Resource) -> Response:
-        body = _json_body(JSON)
+        body = self._input(resource, _json_body(JSON))
         many = isinstance(body, list)
         phases = self._phases(lambda: self.cache_policy.invalidate(resource))
 
@@ -443,34 +463,16 @@ class Views:
         count = single_value(args, "count")
         if count not in (None, "exact", "estimated"):
             raise InvalidParameter("count", "must be exact or estimated")
-        narrowed = conjunction(resource.base_filter(), filters)
-        # Expensive: a text operator no index serves, or filters no index narrows down (a scan either way).
-        costly = any(name.rpartition("__")[2] in EXPENSIVE for name, _ in pairs if name not in RESERVED_PARAMETERS)
-        costly = costly or bool(filters and not resource.index_serves(narrowed))
-        if (count == "exact" or (count == "estimated" and narrowed)) and not resource.index_serves(narrowed):
-            if not resource.counts_freely:
-                raise InvalidParameter(
-                    "count",
-                    "no index serves these filters, so counting reads every document they match "
-                    "(filter on an indexed field, or leave count out; a resource's options may allow it: "
-                    "expensive=['count'])",
-                )
-            costly = True
         codec = pagination.CursorCodec(self.api.secret(), resource.name)
         after = None
         cursor = single_value(args, "cursor")
         if cursor is not None:
             after = pagination.keyset_filter(sort, codec.decode(cursor, sort))
-        if costly:
-            self._count_expensive()
-        with (
-            self.api.slots.hold(self._caller()) if costly else nullcontext(),
-            query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
-        ):
-            page = reads.list_page(
-                resource, filters=filters, sort=sort, after=after, limit=limit,
-                fields=fields, expansions=expansions, count=count,
-            )  # fmt: skip
+        text = any(name.rpartition("__")[2] in EXPENSIVE for name, _ in pairs if name not in RESERVED_PARAMETERS)
+        page = self._page(
+            resource, filters, text_operators=text, count=count,
+            sort=sort, after=after, limit=limit, fields=fields, expansions=expansions,
+        )  # fmt: skip
         headers: dict[str, str] = {}
         next_url = None
         if page.has_more and page.last_raw is not None:
@@ -482,6 +484,46 @@ class Views:
             body["count"] = page.count
             headers["X-Total-Count"] = str(page.count)
         return body, headers
+
+    def _page(
+        self,
+        resource: Resource,
+        filters: dict[str, Any],
+        *,
+        text_operators: bool,
+        count: str | None,
+        skip: int = 0,
+        **page: Any,
+    ) -> reads.Page:
+        """One page of ``resource`` (:func:`reads.list_page`), an expensive one under the expensive-read budgets.
+
+        Expensive: a text operator no index serves (``text_operators``), filters no index narrows down, an
+        offset past :data:`FREE_OFFSET`, or a count no index serves. ``count`` is ``exact``/``estimated`` (a
+        count no index serves is refused unless the resource allows it), ``affordable`` (a profile's total:
+        left out when it would be refused), or ``None``.
+        """
+        narrowed = conjunction(resource.base_filter(), filters)
+        served = resource.index_serves(narrowed)
+        costly = text_operators or bool(filters and not served) or skip > FREE_OFFSET
+        if count == "affordable":
+            count = "estimated" if served or resource.counts_freely else None
+            costly = costly or (count is not None and not served)
+        elif (count == "exact" or (count == "estimated" and narrowed)) and not served:
+            if not resource.counts_freely:
+                raise InvalidParameter(
+                    "count",
+                    "no index serves these filters, so counting reads every document they match "
+                    "(filter on an indexed field, or leave count out; a resource's options may allow it: "
+                    "expensive=['count'])",
+                )
+            costly = True
+        if costly:
+            self._count_expensive()
+        with (
+            self.api.slots.hold(self._caller()) if costly else nullcontext(),
+            query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
+        ):
+            return reads.list_page(resource, filters=filters, count=count, skip=skip, **page)
 
     def _count_expensive(self) -> None:
         """Count an expensive read against its caller's ``RESTENGINE_EXPENSIVE_RATE_LIMIT``; 429 past it."""
@@ -516,7 +558,8 @@ class Views:
         def render() -> Entry:
             body, extra = build()
             data = orjson.dumps(body)
-            return Entry(data, etag_of(data), extra, 0.0)
+            etag = extra.pop("ETag", None) or etag_of(data)  # a profile may name its own (Eve's is the item's _etag)
+            return Entry(data, etag, extra, 0.0)
 
         expanded = [e.target for e in expansions]
         plan = self.cache_policy.plan(resource, request.environ, pk=pk, expanded=expanded)
