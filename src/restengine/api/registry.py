@@ -159,8 +159,9 @@ class Api:
             # ``path``: a string key may hold a ``/`` (routes.parse_route reads it the same way)
             ("/<name>/<path:item_id>", "item", views.item, lambda name, item_id: Route(name, item=item_id)),
         ]
-        if self.profile != "native":  # a profile speaks its own system's URLs: no _bulk
+        if self.profile != "native":  # a profile speaks its own system's URLs: no _bulk, its home without a slash
             del rules[2]
+            rules.append(("", "home", views.index, None))
         served: list[Callable[..., Any]] = []
         for rule, endpoint, view, route in rules:
             served.append(views.guarded(view, route))

@@ -64,9 +64,14 @@ def build(resource: Resource, body: Any) -> Any:
     body = _pk_alias(cls, body)
     fields = {k: v for k, v in body.items() if k != "id"}
     # a subclass served on its own keeps its resource's read-only and hidden fields (Resource.writable_for)
-    values, errors = input_values(cls, fields, resource.writable_for(cls), served=resource.serves)
+    writable = resource.writable_for(cls)
+    values, errors = input_values(cls, fields, writable, served=resource.serves)
     doc = None
-    if not errors:
+    if errors:  # report the required fields missing too, not only the values that did not parse
+        for name, field in cls._fields.items():
+            if field.required and field.default is None and name in writable and name not in body:
+                errors.setdefault(name, "Field is required")
+    else:
         try:
             doc = cls(**values)
         except (mongoengine.ValidationError, ValueError, TypeError, ArithmeticError) as exc:

@@ -145,6 +145,8 @@ class EveViews(Views):
         related: dict[str, Any] = {}
         for name, field in resource.doc_cls._fields.items():
             value = native.get(name)
+            if isinstance(value, dict):  # embedded: the referenced item in place of its id
+                value = value.get("id")
             if not isinstance(field, mf.ReferenceField) or not isinstance(value, str):
                 continue
             if fields is not None and name not in fields:
@@ -183,7 +185,7 @@ class EveViews(Views):
     def index(self) -> Response:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             raise MethodNotAllowed(request.method, ("GET", "HEAD"))
-        children = [{"href": name, "title": name} for name in sorted(self.api.resources)]
+        children = [{"href": name, "title": name} for name in self.api.resources]  # as registered, as Eve lists its domain
         return self._eve_json({"_links": {"child": children}})
 
     def item(self, name: str, item_id: str) -> Response:
