@@ -130,7 +130,9 @@ def test_items_read_as_eve_answers_them(servers: tuple[int, int]) -> None:
 
 def test_a_missing_item_and_a_refused_query_are_eve_errors(servers: tuple[int, int]) -> None:
     (eve_status, eve_body), (status, body) = both(servers, "GET", "/api/books/5f0000000000000000000000")
-    assert (status, body["_status"], body["_error"]["code"]) == (eve_status, "ERR", 404) == (404, eve_body["_status"], 404)
+    assert (
+        (status, body["_status"], body["_error"]["code"]) == (eve_status, "ERR", 404) == (404, eve_body["_status"], 404)
+    )
     # Eve refuses $where (its MONGO_QUERY_BLACKLIST); so does the profile, with the same status and shape.
     (eve_status, eve_body), (status, body) = both(servers, "GET", "/api/books?where=" + q({"$where": "1"}))
     assert eve_status == status == 400 and set(body) == set(eve_body) == {"_status", "_error"}, (eve_body, body)

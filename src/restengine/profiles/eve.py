@@ -185,7 +185,9 @@ class EveViews(Views):
     def index(self) -> Response:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             raise MethodNotAllowed(request.method, ("GET", "HEAD"))
-        children = [{"href": name, "title": name} for name in self.api.resources]  # as registered, as Eve lists its domain
+        children = [
+            {"href": name, "title": name} for name in self.api.resources
+        ]  # as registered, as Eve lists its domain
         return self._eve_json({"_links": {"child": children}})
 
     def item(self, name: str, item_id: str) -> Response:
