@@ -280,7 +280,7 @@ def profile_mounts(wsgi_app: WSGIApplication, api: Api, settings: Settings) -> W
     if settings.data_api:
         from restengine.profiles.dataapi import DataApi
 
-        shapes.append((settings.data_api, DataApi.error_shape))
+        shapes.append((settings.data_api, lambda problem: (*DataApi.error_shape(problem), problem.status)))
         keys.append(settings.data_api)
     slashes = [api.url_prefix] if profile(api.profile).strips_slash else []
     return Mounts(wsgi_app, shapes, keys, slashes) if shapes or keys or slashes else wsgi_app

@@ -248,3 +248,20 @@ def test_rate_limited_callers_get_an_eve_error(mongodb_uri: str, redis_url: str)
         assert int(refused.headers["Retry-After"]) >= 1 and "RateLimit-Policy" in refused.headers
     finally:
         restengine.db.close_all()
+
+
+def test_the_openapi_document_describes_the_eve_shapes(client: FlaskClient) -> None:
+    from openapi_spec_validator import validate
+
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    listing = document["paths"]["/api/books"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"where", "sort", "max_results", "page", "projection"}
+    page = document["components"]["schemas"][
+        listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    ]
+    assert set(page["required"]) == {"_items", "_links", "_meta"}
+    assert listing["responses"]["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/EveError"
+    }
+    assert document["paths"]["/api/books/{id}"]["patch"]["parameters"][1]["name"] == "If-Match"

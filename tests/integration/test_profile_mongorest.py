@@ -78,7 +78,9 @@ def test_a_list_is_data_and_has_more_paged_by_skip_and_limit(client: FlaskClient
     last = client.get("/api/books/?_skip=10&_limit=5").get_json()
     assert len(last["data"]) == 2 and last["has_more"] is False
     assert client.get("/api/books?_limit=5").get_json() == body, "without the trailing slash too"
-    walked = [b["id"] for skip in (0, 5, 10) for b in client.get(f"/api/books/?_skip={skip}&_limit=5").get_json()["data"]]
+    walked = [
+        b["id"] for skip in (0, 5, 10) for b in client.get(f"/api/books/?_skip={skip}&_limit=5").get_json()["data"]
+    ]
     assert len(set(walked)) == 12
 
 
@@ -128,3 +130,16 @@ def test_a_body_that_does_not_validate_names_its_fields(client: FlaskClient) -> 
     assert set(body) == {"field-errors"} and set(body["field-errors"]) == {"title", "author"}
     assert set(error(client.post("/api/books/", json=[{"title": "x"}], headers=editor()), 400)) == {"error"}
     assert client.put("/api/books/", json={"pages": 1}, headers=editor()).status_code == 405
+
+
+def test_the_openapi_document_describes_the_mongorest_shapes(client: FlaskClient) -> None:
+    from openapi_spec_validator import validate
+
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    listing = document["paths"]["/api/books/"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"_skip", "_limit", "_order_by", "_fields"}
+    assert listing["responses"]["429"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MongoRestError"
+    }
+    assert set(document["paths"]["/api/books/{id}/"]) == {"get", "put", "delete"}

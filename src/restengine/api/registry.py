@@ -119,6 +119,7 @@ class Api:
         self.openapi_path = openapi_path
         self.openapi = OpenApi(self, openapi_info)
         self.version = 0  # bumped by every registration: the OpenAPI document is rebuilt
+        self.openapi_extensions: list[Callable[[], dict[str, Any]]] = []  # paths of other mounts (the Data API)
         self.docs_path = docs_path
         self._endpoint_prefix = ""
         self.access: Access | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from restengine import __version__
@@ -26,6 +26,7 @@ from restengine.api.openapi.components import (
 from restengine.api.openapi.paths import Operations
 from restengine.api.openapi.schemas import Schemas, doc_text
 from restengine.constants import JSON, PROBLEM_JSON
+from restengine.profiles import openapi as profile_openapi
 
 if TYPE_CHECKING:
     from restengine.api.registry import Api
@@ -58,16 +59,25 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
         schemas.resource_name(resource)
     paths: dict[str, Any] = {}
     tags: list[dict[str, Any]] = []
+    profiled = None if api.profile == "native" else profile_openapi.PATHS[api.profile]
     for resource in resources:
-        paths.update(operations.resource_paths(resource, mount.api))
+        if profiled is None:
+            paths.update(operations.resource_paths(resource, mount.api))
+        else:
+            paths.update(profiled(schemas, resource, mount.api))
         tag: dict[str, Any] = {"name": resource.name}
         description = doc_text(resource.doc_cls)
         if description:
             tag["description"] = description
         tags.append(tag)
+    for extension in api.openapi_extensions:  # other mounts over the same resources (the Data API)
+        paths.update(extension())
     paths.update(_service_paths(mount))
     tags.append({"name": "service", "description": "The resource index, health probes and this document."})
     schemas.schemas["Problem"] = PROBLEM_SCHEMA
+    if profiled is not None:
+        name, schema = profile_openapi.ERROR_SCHEMAS[api.profile]
+        schemas.schemas[name] = schema
     document = {
         "openapi": OPENAPI,
         "jsonSchemaDialect": DIALECT,
@@ -76,6 +86,9 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
             "version": __version__,
             "description": (
                 "MongoEngine documents served as REST resources. Every error is `application/problem+json` (RFC 9457)."
+                if profiled is None
+                else f"MongoEngine documents served as REST resources in the `{api.profile}` profile's wire format: "
+                "its envelopes, parameters and error bodies."
             ),
             **info,
         },
@@ -90,13 +103,14 @@ def build_document(api: Api, mount: Mount | None = None, info: Mapping[str, Any]
         },
     }
     prefixes = [f"{mount.api}/{resource.name}" for resource in resources]
-    _limited(document, prefixes)
+    refusal = responses if profiled is None else lambda *codes: profile_openapi.errors(api.profile, *codes)
+    _limited(document, prefixes, refusal)
     if api.access is not None:
-        _secure(document, prefixes)
+        _secure(document, prefixes, refusal)
     return document
 
 
-def _limited(document: dict[str, Any], prefixes: list[str]) -> None:
+def _limited(document: dict[str, Any], prefixes: list[str], responses: Callable[..., dict[str, Any]]) -> None:
     """The resources' operations may be refused by the rate limits or the cap on expensive queries: 429."""
     for path, item in document["paths"].items():
         if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
@@ -104,7 +118,7 @@ def _limited(document: dict[str, Any], prefixes: list[str]) -> None:
                 operation["responses"].update(responses("429"))
 
 
-def _secure(document: dict[str, Any], prefixes: list[str]) -> None:
+def _secure(document: dict[str, Any], prefixes: list[str], responses: Callable[..., dict[str, Any]]) -> None:
     """Bearer credentials for the resources' operations: optional, with their 401 and 403 answers."""
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     for path, item in document["paths"].items():
