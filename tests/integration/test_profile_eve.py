@@ -265,3 +265,31 @@ def test_the_openapi_document_describes_the_eve_shapes(client: FlaskClient) -> N
         "$ref": "#/components/schemas/EveError"
     }
     assert document["paths"]["/api/books/{id}"]["patch"]["parameters"][1]["name"] == "If-Match"
+
+
+def test_meta_dates_are_the_fields_stored_as_created_and_updated(mongodb_uri: str) -> None:
+    app = create_app(
+        {
+            "MONGODB_URI": mongodb_uri,
+            "RESTENGINE_DOCUMENTS": "tests.eve_models",
+            "RESTENGINE_SECRET_KEY": TEST_SECRET,
+            "RESTENGINE_PROFILE": "eve",
+        }
+    )
+    try:
+        client = app.test_client()
+        created = client.post("/api/notes", json={"text": "hi", "_created": "Thu, 01 Jan 1970 00:00:00 GMT"})
+        note = created.get_json()
+        assert created.status_code == 201 and set(note) >= {"_created", "_updated"} and "created" not in note, note
+        born = datetime.strptime(note["_created"], "%a, %d %b %Y %H:%M:%S GMT")
+        assert born.year >= 2025 and note["_updated"] == note["_created"], "set by the server, not the client"
+        stored = restengine.db.get_database()["notes"].find_one()
+        assert stored is not None and set(stored) == {"_id", "text", "_created", "_updated"}
+        time.sleep(1.1)
+        path = f"/api/notes/{note['_id']}"
+        replaced = client.put(path, json={"text": "again"}, headers={"If-Match": note["_etag"]}).get_json()
+        assert replaced["_created"] == note["_created"] and replaced["_updated"] != note["_updated"]
+        listed = client.get("/api/notes?where=" + q({"_id": note["_id"]})).get_json()["_items"][0]
+        assert listed["_created"] == note["_created"]
+    finally:
+        restengine.db.close_all()

@@ -37,6 +37,7 @@ from restengine.auth.principal import ANONYMOUS, caller_of
 from restengine.cache import Entry
 from restengine.constants import CACHE_ANSWER, JSON, MERGE_PATCH, RESERVED_PARAMETERS
 from restengine.errors import (
+    ERROR_SHAPE,
     InputError,
     InvalidParameter,
     MethodNotAllowed,
@@ -157,7 +158,11 @@ class Views:
         that sets one, PyMongo keeps the earlier of the two.
         """
 
+        shape = self.api.error_shape
+
         def run(**kwargs: Any) -> Response:
+            if shape is not None:  # a profile's errors in its shape, in a host app (no Mounts layer) too
+                request.environ.setdefault(ERROR_SHAPE, shape)
             if not acceptable(request.headers.get("Accept")):
                 raise NotAcceptable()
             access = self.api.access
@@ -250,11 +255,11 @@ class Views:
             self.cache_policy.invalidate_deleted(resource, raw["_id"])
             return _no_content()
         if request.method == "PUT" and self._put_replaces:
-            target = self._input(resource, _json_body(JSON))
+            target = self._input(resource, _json_body(JSON), representation)
             if not isinstance(target, dict):
                 raise InputError({"": "must be a JSON object"})
         else:
-            patch = self._input(resource, _json_body(MERGE_PATCH, JSON))
+            patch = self._input(resource, _json_body(MERGE_PATCH, JSON), representation)
             if not isinstance(patch, dict):
                 raise InputError({"": "a merge patch must be a JSON object"})
             target = merge_patch(representation, patch)
@@ -284,8 +289,9 @@ class Views:
         """Whether PUT replaces the item (HTTP's meaning); a profile's PUT may update only what it is sent."""
         return True
 
-    def _input(self, resource: Resource, body: Any) -> Any:
-        """A write's JSON body as the native representation (a profile translates its own)."""
+    def _input(self, resource: Resource, body: Any, current: dict[str, Any] | None = None) -> Any:
+        """A write's JSON body as the native representation (a profile translates its own); ``current``: the
+        item as it is, for a PUT or PATCH."""
         return body
 
     def _updated(self, resource: Resource, item: dict[str, Any]) -> Response:

@@ -41,6 +41,7 @@ from mongoengine import fields as mf
 
 from restengine.api import jsonquery, pagination, reads
 from restengine.api.conditional import etag_of
+from restengine.api.codec import format_datetime
 from restengine.api.resource import Resource
 from restengine.api.views import Views
 from restengine.constants import JSON
@@ -165,20 +166,29 @@ class EveViews(Views):
                 shown = converted(expansion.target.doc_cls, value, _rfc1123, outgoing=True)
                 item[name] = {"_id": shown.pop("id", None), **shown}
 
-    def _input(self, resource: Resource, body: Any) -> Any:
+    def _input(self, resource: Resource, body: Any, current: dict[str, Any] | None = None) -> Any:
         """An Eve client's body as the native one: ``_id`` is ``id``, dates in RFC 1123 become ISO 8601, meta
-        fields (``_etag``, ``_links``, ``_status``) are dropped and ``_created``/``_updated`` name their fields."""
+        fields (``_etag``, ``_links``, ``_status``) are dropped, and the fields stored as ``_created`` and
+        ``_updated`` are kept as Eve keeps them: set when the item is created, ``_updated`` on every write."""
         if isinstance(body, list):
             return [self._input(resource, part) for part in body]
         if not isinstance(body, dict):
             return body
-        names: dict[str, str] = {str(stored): name for name, stored in _renamed(resource.doc_cls).items()}
+        renamed = _renamed(resource.doc_cls)
+        names = {str(stored): name for name, stored in renamed.items()}
         native: dict[str, Any] = {}
         for key, value in body.items():
-            if key in ("_etag", "_links", "_status"):
-                continue
-            native["id" if key == "_id" else names.get(str(key), str(key))] = value
-        return converted(resource.doc_cls, native, _iso, outgoing=False)
+            if key in ("_etag", "_links", "_status") or names.get(str(key)) is not None:
+                continue  # Eve's own members; the client does not set the meta dates
+            native["id" if key == "_id" else str(key)] = value
+        native = converted(resource.doc_cls, native, _iso, outgoing=False)
+        now = format_datetime(dt.datetime.now(dt.UTC))
+        for name, stored in renamed.items():
+            if stored == UPDATED or current is None:
+                native[name] = now
+            elif request.method == "PUT":
+                native[name] = current.get(name)  # a replacement keeps the creation date
+        return native
 
     # ------------------------------------------------------------ views
 

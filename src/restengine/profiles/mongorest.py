@@ -74,7 +74,7 @@ class MongoRestViews(Views):
     def _shown(self, resource: Resource, item: dict[str, Any]) -> dict[str, Any]:
         return converted(resource.doc_cls, item, _isoformat, outgoing=False)
 
-    def _input(self, resource: Resource, body: Any) -> Any:
+    def _input(self, resource: Resource, body: Any, current: dict[str, Any] | None = None) -> Any:
         if not isinstance(body, dict):
             raise Problem("JSON data must be a dict.", status=400)
         return body
