@@ -40,8 +40,8 @@ from flask import Response, request
 from mongoengine import fields as mf
 
 from restengine.api import jsonquery, pagination, reads
-from restengine.api.conditional import etag_of
 from restengine.api.codec import format_datetime
+from restengine.api.conditional import etag_of
 from restengine.api.resource import Resource
 from restengine.api.views import Views
 from restengine.constants import JSON
