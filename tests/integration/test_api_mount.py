@@ -110,3 +110,27 @@ def test_hooks_run_around_writes_and_can_refuse_them(client: FlaskClient, mongod
         ("after_update", "ABC001"),
         ("after_delete", "ABC001"),
     ]
+
+
+def test_a_profile_mounts_beside_the_native_api(mongodb_uri: str) -> None:
+    """Eve clients on ``/eve`` and native ones on ``/api``: the same documents, each in its own shapes."""
+    mongoengine.connect(host=mongodb_uri, alias="default", uuidRepresentation="pythonLegacy")
+    try:
+        app = Flask("both")
+        native, eve = Blueprint("native", __name__), Blueprint("eve", __name__)
+        Api(native, secret_key=TEST_SECRET).register(Customer)
+        Api(eve, url_prefix="/eve", secret_key=TEST_SECRET, profile="eve", openapi_path=None, docs_path=None).register(
+            Customer
+        )
+        app.register_blueprint(native)
+        app.register_blueprint(eve)
+        client = app.test_client()
+        assert client.post("/api/customers", json={"code": "MNT001", "name": "Mounted"}).status_code == 201
+        item = client.get("/eve/customers/MNT001").get_json()
+        assert item["_id"] == "MNT001" and item["name"] == "Mounted" and item["_etag"]
+        assert client.get("/api/customers/MNT001").get_json()["id"] == "MNT001"
+        refused = client.get("/eve/customers?where=" + '{"$where": "1"}')
+        assert refused.status_code == 400 and refused.get_json()["_status"] == "ERR", "Eve's error shape, no layer"
+        assert client.get("/api/customers?nope=1").mimetype == "application/problem+json"
+    finally:
+        mongoengine.disconnect(alias="default")
