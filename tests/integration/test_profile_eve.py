@@ -143,6 +143,11 @@ def test_where_sort_projection_and_embedded(client: FlaskClient) -> None:
     ).get_json()["_items"]  # fmt: skip
     assert [b["title"] for b in books] == ["Notes 11", "Notes 09", "Notes 07", "Notes 05"]
     assert set(books[0]) == {"_id", "title", "author", "_etag", "_links"} and books[0]["author"]["name"]
+    # Only date-time fields read RFC 1123 dates: a title that looks like one is matched as written.
+    dated = "Sun, 02 Jan 2000 03:04:05 GMT"
+    author = books[0]["author"]["_id"]
+    assert client.post("/api/books", json={"title": dated, "author": author}, headers=editor()).status_code == 201
+    assert [b["title"] for b in client.get("/api/books?where=" + q({"title": dated})).get_json()["_items"]] == [dated]
     embedded = client.get("/api/books?max_results=1&embedded=" + q({"author": 1})).get_json()["_items"][0]
     assert (
         embedded["author"]["name"] == "Ada Lovelace" and embedded["author"]["born"] == "Sun, 10 Dec 1815 00:00:00 GMT"

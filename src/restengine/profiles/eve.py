@@ -42,6 +42,7 @@ from mongoengine import fields as mf
 from restengine.api import jsonquery, pagination, reads
 from restengine.api.codec import format_datetime
 from restengine.api.conditional import etag_of
+from restengine.api.model import UnknownField, item_field, resolve
 from restengine.api.resource import Resource
 from restengine.api.views import Views
 from restengine.constants import JSON
@@ -269,7 +270,7 @@ class EveViews(Views):
     ) -> tuple[Any, dict[str, str]]:
         args = request.args
         where = _json_parameter(args, "where") if "where" in args else {}
-        filters = jsonquery.parse_query(resource, _dates_in_query(where), "where") if where else {}
+        filters = jsonquery.parse_query(resource, _dates_in_query(resource.doc_cls, where), "where") if where else {}
         sort = _parse_sort(resource, args.get("sort"))
         max_results = _positive(args, "max_results", resource.options.default_limit)
         max_results = min(max_results, resource.options.max_limit)
@@ -336,13 +337,24 @@ def _json_parameter(args: Any, name: str) -> Any:
         raise InvalidParameter(name, 'expected JSON, e.g. {"title": 1}') from None
 
 
-def _dates_in_query(query: Any) -> Any:
-    """A ``where`` with the RFC 1123 date-times Eve clients send read as ISO 8601."""
-    if isinstance(query, dict):
-        return {key: _dates_in_query(value) for key, value in query.items()}
+def _dates_in_query(doc_cls: type[Any], query: Any, dated: bool = False) -> Any:
+    """A ``where`` with the RFC 1123 date-times Eve clients send for date-time fields read as ISO 8601 (the
+    values of other fields are left as they are: a title may look like a date)."""
     if isinstance(query, list):
-        return [_dates_in_query(value) for value in query]
-    return _iso(query)
+        return [_dates_in_query(doc_cls, value, dated) for value in query]
+    if not isinstance(query, dict):
+        return _iso(query) if dated else query
+    out = {}
+    for key, value in query.items():
+        is_date = dated
+        if not str(key).startswith("$"):
+            try:
+                field = item_field(resolve(doc_cls, "id" if key == "_id" else str(key).replace(".", "__")).field)
+            except UnknownField:
+                field = None  # refused by the query's reader
+            is_date = isinstance(field, (mf.DateTimeField, mf.ComplexDateTimeField))
+        out[key] = _dates_in_query(doc_cls, value, is_date)
+    return out
 
 
 def _parse_sort(resource: Resource, text: str | None) -> list[pagination.SortKey]:
