@@ -161,19 +161,16 @@ def _policy_reads_metrics(access: Access) -> Callable[[WSGIEnvironment], bool]:
     return may_read
 
 
-DATA_API_READS = ("find", "findOne", "aggregate")
-DATA_API_ACTIONS = (*DATA_API_READS, "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne", "deleteOne",
-                    "deleteMany")  # fmt: skip
-
-
 def data_api_action(environ: WSGIEnvironment, settings: Settings) -> tuple[str, bool] | None:
     """The Data API action a request is for, and whether it writes; ``None`` for anything else."""
     base = settings.data_api
     path = environ.get("PATH_INFO", "")
     if base is None or not path.startswith(base + "/action/"):
         return None
+    from restengine.profiles.dataapi.actions import ACTIONS, READS
+
     action = path[len(base) + len("/action/") :]
-    return (action, action not in DATA_API_READS) if action in DATA_API_ACTIONS else None
+    return (action, action not in READS) if action in ACTIONS else None
 
 
 def api_route(api: Api, settings: Settings) -> Callable[[WSGIEnvironment], str | None]:
@@ -280,7 +277,7 @@ def profile_mounts(wsgi_app: WSGIApplication, api: Api, settings: Settings) -> W
     if settings.data_api:
         from restengine.profiles.dataapi import DataApi
 
-        shapes.append((settings.data_api, lambda problem: (*DataApi.error_shape(problem), problem.status)))
+        shapes.append((settings.data_api, DataApi.error_shape))
         keys.append(settings.data_api)
     slashes = [api.url_prefix] if profile(api.profile).strips_slash else []
     return Mounts(wsgi_app, shapes, keys, slashes) if shapes or keys or slashes else wsgi_app

@@ -91,7 +91,7 @@ def _json_body(*accepted: str) -> Any:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Problem(f"The body is not valid JSON: {exc}", status=400, title="Malformed JSON") from None
-    where = _too_deep(body)
+    where = too_deep(body)
     if where is not None:
         problem = f"nested too deeply (at most {MAX_BODY_DEPTH} levels of lists and objects)"
         errors: dict[str, Any] = {where[-1]: problem} if where else {"": problem}
@@ -107,7 +107,7 @@ FREE_OFFSET = 1000
 """Levels of lists and objects in a request body: MongoDB stores no document nested deeper."""
 
 
-def _too_deep(value: Any) -> list[str] | None:
+def too_deep(value: Any) -> list[str] | None:
     """Where ``value`` first nests deeper than :data:`MAX_BODY_DEPTH`, as errors name it (the field, or the
     array item and its field), or ``None``. Without recursion: any depth is measured safely."""
     named = 2 if isinstance(value, list) else 1
@@ -524,26 +524,26 @@ class Views:
                 )
             costly = True
         if costly:
-            self._count_expensive()
+            self.count_expensive()
         with (
-            self.api.slots.hold(self._caller()) if costly else nullcontext(),
+            self.api.slots.hold(self.caller()) if costly else nullcontext(),
             query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
         ):
             return reads.list_page(resource, filters=filters, count=count, skip=skip, **page)
 
-    def _count_expensive(self) -> None:
+    def count_expensive(self) -> None:
         """Count an expensive read against its caller's ``RESTENGINE_EXPENSIVE_RATE_LIMIT``; 429 past it."""
         limiter = self.api.limiter
         if limiter is None:
             return
-        verdict = limiter.hit(limiter.expensive, self._caller())
+        verdict = limiter.hit(limiter.expensive, self.caller())
         if verdict is not None and not verdict.allowed:
             what = "Too many expensive queries (index-less filters, counts no index serves)"
             problem = verdict.refusal(f"{what}: at most {limiter.expensive.rate}", ", or ask for less")
             problem.headers.update(verdict.headers())
             raise problem
 
-    def _caller(self) -> str:
+    def caller(self) -> str:
         """Whose expensive queries this request's are: its principal's, else its client address's."""
         access = self.api.access
         principal = access.principal(request.environ) if access is not None else ANONYMOUS
