@@ -131,3 +131,17 @@ def call(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(raw) if raw else None
     finally:
         conn.close()
+
+
+def create_key(env: dict[str, str], role: str, name: str) -> str:
+    """An API key for ``role``, made by ``restengine keys create`` on the database ``env`` names (as operators do)."""
+    created = subprocess.run(
+        [sys.executable, "-m", "restengine.ops.cli", "keys", "create", "--role", role, "--name", name],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1]

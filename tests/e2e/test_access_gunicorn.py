@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jwt
 
-from tests.e2e.helpers import call, gunicorn
+from tests.e2e.helpers import call, create_key, gunicorn
 from tests.keys import OTHER_SECRET, TEST_SECRET
 
 APP = "restengine.wsgi:app"
@@ -39,16 +37,7 @@ def test_keys_jwts_and_the_shared_cache_through_two_instances(tmp_path: Path, mo
         "RESTENGINE_POLICY": str(policy),
         "RESTENGINE_JWT_SECRET": OTHER_SECRET,
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "restengine.ops.cli", "keys", "create", "--role", "clerk", "--name", "e2e"],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=True,
-    )
-    key = created.stdout.strip().splitlines()[-1]
+    key = create_key(env, "clerk", "e2e")
     host = {"Host": "api.example"}  # as nginx passes it: entries hold absolute URLs, so the host is in their key
     clerk_key = {**host, "Authorization": f"Bearer {key}"}
     claims = {"sub": "ada", "roles": ["clerk"], "exp": int(time.time()) + 300}

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bson import json_util
 
-from tests.e2e.helpers import gunicorn
+from tests.e2e.helpers import create_key, gunicorn
 from tests.keys import TEST_SECRET
 
 APP = "restengine.wsgi:app"
@@ -54,16 +52,7 @@ def test_a_data_api_client_through_gunicorn(tmp_path: Path, mongodb_uri: str) ->
         "RESTENGINE_POLICY": str(policy),
         "RESTENGINE_DATA_API": BASE,
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "restengine.ops.cli", "keys", "create", "--role", "clerk", "--name", "data-api"],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=True,
-    )
-    clerk = {"apiKey": created.stdout.strip().splitlines()[-1]}
+    clerk = {"apiKey": create_key(env, "clerk", "data-api")}
     database = mongodb_uri.rsplit("/", 1)[1].split("?")[0]
     where = {"dataSource": "mongodb-atlas", "database": database, "collection": "customers"}
     with gunicorn(tmp_path, env, app=APP) as (port, log):

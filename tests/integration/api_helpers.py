@@ -11,12 +11,15 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import jwt
 from flask import Flask
 from flask.testing import FlaskClient
 from mongoengine.base import BaseDocument
@@ -280,3 +283,50 @@ def legacy_served(mongodb_uri: str, redis_url: str | None = None, **config: Any)
             yield app
         finally:
             restengine.db.close_all()
+
+
+BOOKSTORE_POLICY = """
+[anonymous]
+books = { actions = ["read"], hidden = ["price"] }
+author = ["read"]
+
+[roles.editor]
+"*" = ["read", "create", "update", "delete"]
+"""
+"""The profiles' tests: anonymous callers read (not a book's price), editors do everything."""
+
+
+def editor() -> dict[str, str]:
+    """The bearer JWT of an editor (see :data:`BOOKSTORE_POLICY`)."""
+    claims = {"sub": "ed", "roles": ["editor"], "exp": int(time.time()) + 300}
+    return {"Authorization": "Bearer " + jwt.encode(claims, OTHER_SECRET, algorithm="HS256")}
+
+
+@contextmanager
+def bookstore(mongodb_uri: str, profile: str, *, policy: Path | None = None, **config: Any) -> Iterator[Flask]:
+    """The demo bookstore served in ``profile``'s wire format (with the access check and ``policy`` when given),
+    an author and twelve books stored, ``config`` on top."""
+    from restengine.demo.bookstore import Author, Book
+
+    settings: dict[str, Any] = {
+        "MONGODB_URI": mongodb_uri,
+        "RESTENGINE_DOCUMENTS": "restengine.demo.bookstore",
+        "RESTENGINE_SECRET_KEY": TEST_SECRET,
+        "RESTENGINE_PROFILE": profile,
+        **config,
+    }
+    if policy is not None:
+        policy.write_text(BOOKSTORE_POLICY)
+        settings.update(RESTENGINE_AUTH="on", RESTENGINE_JWT_SECRET=OTHER_SECRET, RESTENGINE_POLICY=str(policy))
+    app = create_app(settings)
+    try:
+        create_indexes([Author, Book])
+        ada = Author(name="Ada Lovelace", born=datetime(1815, 12, 10), country="GB").save()
+        for n in range(12):
+            Book(
+                title=f"Notes {n:02d}", isbn=f"97800000{n:05d}", author=ada, tags=["math"] if n % 2 else ["poetry"],
+                price=str(10 + n), published=datetime(2000 + n, 1, 2, 3, 4, 5), pages=100 + n,
+            ).save()  # fmt: skip
+        yield app
+    finally:
+        restengine.db.close_all()

@@ -11,59 +11,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import jwt
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 import restengine.db
 from restengine import create_app
-from restengine.demo.bookstore import Author, Book
-from restengine.ops.indexes import create_indexes
-from tests.keys import OTHER_SECRET, TEST_SECRET
-
-POLICY = """
-[anonymous]
-books = { actions = ["read"], hidden = ["price"] }
-author = ["read"]
-
-[roles.editor]
-"*" = ["read", "create", "update", "delete"]
-"""
-
-
-def editor() -> dict[str, str]:
-    claims = {"sub": "ed", "roles": ["editor"], "exp": int(time.time()) + 300}
-    return {"Authorization": "Bearer " + jwt.encode(claims, OTHER_SECRET, algorithm="HS256")}
+from tests.integration.api_helpers import bookstore, editor
+from tests.keys import TEST_SECRET
 
 
 @pytest.fixture
 def client(mongodb_uri: str, redis_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-    app = create_app(
-        {
-            "MONGODB_URI": mongodb_uri,
-            "REDIS_URL": redis_url,
-            "RESTENGINE_DOCUMENTS": "restengine.demo.bookstore",
-            "RESTENGINE_SECRET_KEY": TEST_SECRET,
-            "RESTENGINE_PROFILE": "eve",
-            "RESTENGINE_AUTH": "on",
-            "RESTENGINE_JWT_SECRET": OTHER_SECRET,
-            "RESTENGINE_POLICY": str(policy),
-        }
-    )
-    try:
-        create_indexes([Author, Book])
-        ada = Author(name="Ada Lovelace", born=datetime(1815, 12, 10), country="GB").save()
-        for n in range(12):
-            Book(
-                title=f"Notes {n:02d}", isbn=f"97800000{n:05d}", author=ada, tags=["math"] if n % 2 else ["poetry"],
-                price=str(10 + n), published=datetime(2000 + n, 1, 2, 3, 4, 5), pages=100 + n,
-            ).save()  # fmt: skip
+    with bookstore(mongodb_uri, "eve", policy=tmp_path / "policy.toml", REDIS_URL=redis_url) as app:
         yield app.test_client()
-    finally:
-        restengine.db.close_all()
 
 
 def q(value: Any) -> str:
@@ -235,24 +196,12 @@ def test_cached_lists_are_eve_shaped_and_embedded_ones_follow_the_referenced_ite
 
 
 def test_rate_limited_callers_get_an_eve_error(mongodb_uri: str, redis_url: str) -> None:
-    app = create_app(
-        {
-            "MONGODB_URI": mongodb_uri,
-            "REDIS_URL": redis_url,
-            "RESTENGINE_DOCUMENTS": "restengine.demo.bookstore",
-            "RESTENGINE_SECRET_KEY": TEST_SECRET,
-            "RESTENGINE_PROFILE": "eve",
-            "RESTENGINE_RATE_LIMIT": "2/minute",
-        }
-    )
-    try:
+    with bookstore(mongodb_uri, "eve", REDIS_URL=redis_url, RESTENGINE_RATE_LIMIT="2/minute") as app:
         client = app.test_client()
         assert [client.get("/api/books").status_code for _ in range(2)] == [200, 200]
         refused = client.get("/api/books")
         eve_error(refused, 429)
         assert int(refused.headers["Retry-After"]) >= 1 and "RateLimit-Policy" in refused.headers
-    finally:
-        restengine.db.close_all()
 
 
 def test_the_openapi_document_describes_the_eve_shapes(client: FlaskClient) -> None:

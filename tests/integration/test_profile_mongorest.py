@@ -3,65 +3,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-import restengine.db
-from restengine import create_app
-from restengine.demo.bookstore import Author, Book
-from restengine.ops.indexes import create_indexes
-from tests.keys import OTHER_SECRET, TEST_SECRET
-
-POLICY = """
-[anonymous]
-books = { actions = ["read"], hidden = ["price"] }
-author = ["read"]
-
-[roles.editor]
-"*" = ["read", "create", "update", "delete"]
-"""
-
-
-def editor() -> dict[str, str]:
-    claims = {"sub": "ed", "roles": ["editor"], "exp": int(time.time()) + 300}
-    return {"Authorization": "Bearer " + jwt.encode(claims, OTHER_SECRET, algorithm="HS256")}
+from tests.integration.api_helpers import bookstore, editor
 
 
 @pytest.fixture
 def client(mongodb_uri: str, redis_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-    app = create_app(
-        {
-            "MONGODB_URI": mongodb_uri,
-            "REDIS_URL": redis_url,
-            "RESTENGINE_DOCUMENTS": "restengine.demo.bookstore",
-            "RESTENGINE_SECRET_KEY": TEST_SECRET,
-            "RESTENGINE_PROFILE": "mongorest",
-            "RESTENGINE_AUTH": "on",
-            "RESTENGINE_JWT_SECRET": OTHER_SECRET,
-            "RESTENGINE_POLICY": str(policy),
-        }
-    )
-    try:
-        create_indexes([Author, Book])
-        ada = Author(name="Ada Lovelace", born=datetime(1815, 12, 10), country="GB").save()
-        for n in range(12):
-            Book(
-                title=f"Notes {n:02d}", isbn=f"97800000{n:05d}", author=ada, tags=["math"] if n % 2 else ["poetry"],
-                price=str(10 + n), published=datetime(2000 + n, 1, 2, 3, 4, 5), pages=100 + n,
-            ).save()  # fmt: skip
+    with bookstore(mongodb_uri, "mongorest", policy=tmp_path / "policy.toml", REDIS_URL=redis_url) as app:
         yield app.test_client()
-    finally:
-        restengine.db.close_all()
 
 
 def error(response: TestResponse, status: int) -> Any:
