@@ -29,12 +29,14 @@ from restengine.config_values import (  # the parsers, here too: settings elsewh
     parse_expensive,
     parse_int,
     parse_list,
+    parse_max_staleness,
     parse_mongodb_uri,
     parse_networks,
     parse_optional_str,
     parse_origins,
     parse_port,
     parse_rate,
+    parse_read_preference,
     parse_redis_url,
     parse_secret,
     parse_str,
@@ -56,12 +58,14 @@ __all__ = [
     "parse_expensive",
     "parse_int",
     "parse_list",
+    "parse_max_staleness",
     "parse_mongodb_uri",
     "parse_networks",
     "parse_optional_str",
     "parse_origins",
     "parse_port",
     "parse_rate",
+    "parse_read_preference",
     "parse_redis_url",
     "parse_secret",
     "parse_str",
@@ -179,6 +183,21 @@ class Settings:
         lambda n, v: parse_int(n, v, 50),
         1500,
         "Deadline for all database work of one request (PyMongo timeoutMS); past it the answer is 503.",
+    )
+    list_read_preference: str = setting(
+        "RESTENGINE_LIST_READ_PREFERENCE",
+        parse_read_preference,
+        "primary",
+        "Where list GETs are read on a replica set: primary, primaryPreferred, secondaryPreferred, secondary or "
+        "nearest. A caller's lists stay on the primary for a while after its own writes (read-your-writes), as do "
+        "conditional and cache-filling lists and every item GET.",
+    )
+    max_staleness_s: int | None = setting(
+        "RESTENGINE_MAX_STALENESS_S",
+        parse_max_staleness,
+        None,
+        "PyMongo's maxStalenessSeconds for list reads off the primary (at least 90); unset: no limit. "
+        "Not allowed with a primary list read preference.",
     )
     write_timeout_ms: int = setting(
         "RESTENGINE_WRITE_TIMEOUT_MS",

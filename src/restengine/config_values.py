@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -131,10 +130,29 @@ def parse_mongodb_uri(name: str, raw: Any) -> str | None:
 
 
 def parse_redis_url(name: str, raw: Any) -> str | None:
+    """An optional Redis URL: one server, ``redis+sentinel://`` or ``redis+cluster://`` (:mod:`restengine.redisurl`).
+
+    Raises :class:`ConfigError` naming the setting and what is wrong, the password never shown.
+    """
+    from restengine.redisurl import parse  # pure parsing, no I/O
+
     url = parse_optional_str(name, raw)
-    if url is not None and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(f"{name}: must be a redis://, rediss:// or unix:// URL, got {url!r}")
+    if url is None:
+        return None
+    try:
+        parse(url)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc} (got {_without_password(url)!r})") from None
     return url
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user info masked, so an error message never shows a secret."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{head}{sep}{userinfo.partition(':')[0]}:***@{hosts}"
 
 
 MIN_SECRET_BYTES = 32
@@ -157,3 +175,32 @@ def check_secret(secret: str | bytes, name: str = "RESTENGINE_SECRET_KEY") -> by
             f"got {len(data)}; make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return data
+
+
+READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
+"""MongoDB's read preference modes, as the server and PyMongo spell them."""
+
+MIN_MAX_STALENESS_S = 90
+"""The smallest ``maxStalenessSeconds`` a server accepts (and PyMongo with the default heartbeat)."""
+
+
+def parse_read_preference(name: str, raw: Any) -> str:
+    """A read preference mode (``secondaryPreferred``...), matched without regard to case, in MongoDB's spelling."""
+    value = parse_str(name, raw)
+    for mode in READ_PREFERENCES:
+        if value.lower() == mode.lower():
+            return mode
+    raise ConfigError(f"{name}: expected one of {', '.join(READ_PREFERENCES)}, got {raw!r}")
+
+
+def parse_max_staleness(name: str, raw: Any) -> int | None:
+    """Seconds for PyMongo's ``maxStalenessSeconds`` (at least 90, as the server requires); unset or ``off``:
+    ``None``."""
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "off", "none")):
+        return None
+    value = parse_int(name, raw)
+    if value < MIN_MAX_STALENESS_S:
+        raise ConfigError(
+            f"{name}: must be >= {MIN_MAX_STALENESS_S} (the server's smallest maxStalenessSeconds), got {value}"
+        )
+    return value

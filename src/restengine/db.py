@@ -9,19 +9,23 @@ pool; ``worker_exit`` calls :func:`close_all`.
 The per-request deadline (``RESTENGINE_DB_TIMEOUT_MS``) is applied where the
 database is used: the API's views (:class:`restengine.api.views.Views`) and
 the readiness probe each run under a ``pymongo.timeout``.
+
+Writes are ``w: "majority"`` and retryable unless the operator's URI (or a host
+app's own connection) says otherwise (:func:`write_defaults`); where lists are
+read is :mod:`restengine.replicas`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import mongoengine
 from mongoengine.connection import DEFAULT_CONNECTION_NAME
 
-from restengine import metrics
+from restengine import metrics, replicas
 from restengine.config import DEFAULT_DATABASE, Settings
 
 if TYPE_CHECKING:
@@ -56,6 +60,27 @@ def client_options(settings: Settings, *, timeout_ms: int | None = None) -> dict
     }
 
 
+def write_defaults(uris: Iterable[str], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``w: "majority"`` and ``retryWrites``, each unless a URI in ``uris`` or the client options ``given`` set it.
+
+    Why majority: a write acknowledged by the primary alone can be rolled back when another member is
+    elected before it replicates, and a 201 must mean the write survives a failover. Retryable writes let
+    the driver resend a write once after a failover or a dropped connection without applying it twice (the
+    server remembers its ``txnNumber``). An explicit ``w=``/``retryWrites=`` is the operator's choice and
+    wins: PyMongo lets keyword options override the URI's, so ours are left out rather than merged.
+    """
+    named = {key.lower() for key in given or {}}
+    for uri in uris:
+        if "://" in uri:
+            named.update(key.lower() for key, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True))
+    defaults: dict[str, Any] = {}
+    if "w" not in named:
+        defaults["w"] = "majority"
+    if "retrywrites" not in named:
+        defaults["retryWrites"] = True
+    return defaults
+
+
 _UUID_REPRESENTATIONS = {
     "standard": "standard",
     "pythonlegacy": "pythonLegacy",
@@ -75,7 +100,7 @@ def register(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeou
     Replaces an earlier registration of the same alias, closing its client.
     """
     uri = settings.database_uri()
-    kwargs: dict[str, Any] = {"host": uri, **client_options(settings, timeout_ms=timeout_ms)}
+    kwargs: dict[str, Any] = {"host": uri, **client_options(settings, timeout_ms=timeout_ms), **write_defaults([uri])}
     if _database_name(uri) is None:
         kwargs["db"] = DEFAULT_DATABASE
     with _lock:
@@ -88,7 +113,8 @@ def adopt(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_m
     """Keep a connection a host app registered itself (``mongoengine.connect``, flask-mongoengine), tuned.
 
     Its target, credentials and every option it set stay; RestEngine's pool
-    sizing and deadlines (:func:`client_options`) fill in the rest. Any client
+    sizing and deadlines (:func:`client_options`) and write concern
+    (:func:`write_defaults`: unless its options or URI set one) fill in the rest. Any client
     it already opened is closed: the next use (after the fork) opens a new one.
     Returns ``False`` when the app registered no such connection (then
     :func:`register` it from the settings).
@@ -102,7 +128,8 @@ def adopt(settings: Settings, *, alias: str = DEFAULT_CONNECTION_NAME, timeout_m
         if theirs is None or alias in _registered:
             return False
         ours = client_options(settings, timeout_ms=timeout_ms)
-        kwargs = {**ours, **theirs}
+        hosts = theirs.get("host") or ()
+        kwargs = {**ours, **write_defaults([hosts] if isinstance(hosts, str) else hosts, theirs), **theirs}
         kwargs["event_listeners"] = [*theirs.get("event_listeners", ()), *ours["event_listeners"]]
         _adopted.add(alias)
         mongoengine.disconnect(alias)
@@ -152,6 +179,8 @@ def disable_auto_index(documents: Iterable[type[mongoengine.Document]]) -> None:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Register (not open) the connection ``app`` uses (a host app's own, with ``RESTENGINE_APP``)."""
+    """Register (not open) the connection ``app`` uses (a host app's own, with ``RESTENGINE_APP``), and where its
+    lists are read (:mod:`restengine.replicas`; raises ``ConfigError`` for a staleness limit with primary reads)."""
+    replicas.init_app(app, settings)
     use(settings)
     app.extensions[EXTENSION] = settings

@@ -42,11 +42,13 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
+import redis
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisSentinelStorage, RedisStorage, Storage
+from redis.exceptions import RedisClusterException
 
-from restengine import metrics
+from restengine import metrics, redisconn, redisurl
 from restengine.api.routes import route_in
 from restengine.auth.policy import Policy
 from restengine.auth.principal import ANONYMOUS, Principal, caller_of
@@ -131,18 +133,67 @@ def rate(text: str | None) -> RateLimitItem | None:
 
 
 def storage_for(settings: Settings) -> tuple[Storage, bool]:
-    """Where counts are kept, and whether every worker shares it: Redis with ``REDIS_URL``, else this process."""
+    """Where counts are kept, and whether every worker shares it: Redis with ``REDIS_URL``, else this process.
+
+    A ``redis+sentinel://`` or ``redis+cluster://`` URL is handed to ``limits`` as its parts (sentinels, service,
+    database, credentials), not as the URL: ``limits`` would read ``/mymaster/0`` as the service ``mymaster0``.
+    Counts are read from the master only (a replica's could lag behind the limit). Nothing connects here.
+    """
     if not settings.redis_url:
         return MemoryStorage(), False
     timeout = settings.redis_timeout_ms / 1000
-    storage = RedisStorage(
-        settings.redis_url,
-        key_prefix=KEY_PREFIX,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
+    sockets: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    target = redisurl.parse(settings.redis_url)
+    if target.kind == "sentinel":
+        options, sentinel_kwargs = redisconn.sentinel_options(target, timeout)  # the cache's, so both fail alike
+        storage: Storage = RedisSentinelStorage(
+            f"{redisurl.SENTINEL}://{target.locations()}",
+            service_name=target.service,
+            use_replicas=False,
+            sentinel_kwargs=sentinel_kwargs,
+            key_prefix=KEY_PREFIX,
+            db=target.db,
+            **options,
+        )
+    elif target.kind == "cluster":
+        storage = _LazyClusterStorage(f"{redisurl.CLUSTER}://{target.locations()}", key_prefix=KEY_PREFIX,
+                                      **sockets, **target.auth())  # fmt: skip
+    else:
+        storage = RedisStorage(settings.redis_url, key_prefix=KEY_PREFIX, health_check_interval=30, **sockets)
     return storage, True
+
+
+class _LazyClusterStorage(RedisClusterStorage):
+    """``limits``' Redis Cluster storage, connecting on first use, not when made.
+
+    ``RedisCluster`` asks a node for the slot map as it is made, and the app is made before gunicorn forks (and
+    must start while Redis is down); an unreachable Cluster is raised as ``redis.ConnectionError``, which the
+    limiter treats like any Redis outage (it fails open), and the next use tries again.
+    """
+
+    def __init__(self, uri: str, key_prefix: str, **options: Any) -> None:
+        Storage.__init__(self, uri)
+        self._uri, self._options, self.key_prefix = uri, options, key_prefix
+        self.target_server, self.dependency, self.storage = "redis", redis, None
+        self._building = threading.Lock()
+
+    def get_connection(self, readonly: bool = False) -> Any:
+        if self.storage is None:
+            with self._building:
+                if self.storage is None:
+                    try:
+                        RedisClusterStorage.__init__(self, self._uri, key_prefix=self.key_prefix, **self._options)
+                    except RedisClusterException as exc:
+                        self.storage = None
+                        raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+        return self.storage
+
+    def __getattr__(self, name: str) -> Any:
+        """The scripts ``limits`` registers once connected (``lua_incr_expire`` ...): connect, then give them."""
+        if not name.startswith("lua_"):
+            raise AttributeError(name)
+        self.get_connection()
+        return object.__getattribute__(self, name)
 
 
 class Limiter:

@@ -212,8 +212,9 @@ def test_stale_is_served_while_one_request_rebuilds(app: Flask, mongodb_uri: str
     cache = app.extensions["restengine.cache"]
     with app.test_request_context("/api/customers/ABC123") as context:
         from restengine.cache import request_key
+        from restengine.cache.keys import entry_base
 
-        base = request_key("customers", context.request.environ)
+        base = entry_base(cache.database, request_key("customers", context.request.environ))  # its hash slot
     full, value = cache.backend.lookup(base, cache.item_generations("customers", "ABC123"))
     assert value is not None
     assert cache.backend.lock(f"{full}:lock", 5)  # another request is rebuilding it

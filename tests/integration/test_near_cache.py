@@ -12,13 +12,14 @@ import pytest
 import redis
 
 from restengine.cache.backends import BUMP_ITEMS
+from restengine.cache.keys import entry_base
 from restengine.cache.near import NearCache
 from restengine.cache.store import Entry, ResponseCache
 from restengine.config import load_settings
 from restengine.redisconn import RedisConnection
 from tests.conftest import RedisServer
 
-BASE = "re:c:books:x"
+BASE = entry_base("db", "re:c:books:x")  # in the database's hash slot, as ResponseCache.lookup puts it
 
 
 @pytest.fixture

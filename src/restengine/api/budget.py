@@ -40,11 +40,11 @@ from typing import Any
 
 import pymongo
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
-from redis.exceptions import RedisError
 
 from restengine import metrics
 from restengine.errors import Problem, database_cause
 from restengine.health import check_database
+from restengine.redisconn import ERRORS as REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Slots:
             if self._script is None:
                 self._script = self.shared().register_script(ACQUIRE)
             taken = self._script(keys=[SHARED_PREFIX + caller], args=[self.per_caller, self.lease_ms, token])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             first = not self._down_until
             self._down_until = time.monotonic() + RETRY_SECONDS
             if first:
@@ -200,7 +200,7 @@ class Slots:
         return token
 
     def _release(self, caller: str, token: str) -> None:
-        with contextlib.suppress(RedisError):  # the lease ends by itself
+        with contextlib.suppress(*REDIS_ERRORS):  # the lease ends by itself
             self.shared().zrem(SHARED_PREFIX + caller, token)  # type: ignore[misc]
 
     def snapshot(self) -> dict[str, Any]:

@@ -10,6 +10,10 @@ connection broke or the budget ran out after the command may have reached the
 server — the answer is :class:`~restengine.errors.OutcomeUnknown` (504), never
 the 503: a client that retried a 503 blindly could apply the write twice.
 Either way the cache is invalidated, since a write may have happened.
+
+Every write goes through :meth:`Phases.sending`, so that is where its caller is
+marked a recent writer (``wrote``): its lists then read from the primary for a
+while (read-your-writes on a replica set, see :mod:`restengine.replicas`).
 """
 
 from __future__ import annotations
@@ -44,13 +48,21 @@ class Phases:
 
     ``deadline`` (seconds) is shared by every :meth:`before` block of the
     request; ``write_budget`` (seconds) bounds the write itself.
-    ``may_have_written`` is called when sending fails (it invalidates the cache).
+    ``may_have_written`` is called when sending fails (it invalidates the cache); ``wrote`` (if given) each
+    time a write is about to be sent, before it leaves: once the client has the answer, the mark exists.
     """
 
-    def __init__(self, deadline: float, write_budget: float, may_have_written: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        deadline: float,
+        write_budget: float,
+        may_have_written: Callable[[], None],
+        wrote: Callable[[], None] | None = None,
+    ) -> None:
         self._until = time.monotonic() + deadline
         self._write_budget = write_budget
         self._may_have_written = may_have_written
+        self._wrote = wrote
 
     @contextlib.contextmanager
     def before(self) -> Iterator[None]:
@@ -70,6 +82,8 @@ class Phases:
         refused document) pass through unchanged, as does a failure before
         anything was sent (503: nothing written).
         """
+        if self._wrote is not None:
+            self._wrote()  # before sending: even a write whose outcome is unknown may have been applied
         progress = Progress()
         try:
             with pymongo.timeout(self._write_budget):

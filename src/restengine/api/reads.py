@@ -112,12 +112,15 @@ def list_page(
     expansions: Sequence[Expansion] = (),
     count: str | None = None,
     skip: int = 0,
+    read_preference: Any = None,
 ) -> Page:
     """One page: the items after the keyset position ``after`` (a filter), at most ``limit``, the first ``skip``
     of them passed over (an offset: profiles whose clients number their pages).
 
     ``count`` is ``"exact"`` or ``"estimated"`` (the collection's metadata count,
-    used only when nothing narrows the query; otherwise it is exact).
+    used only when nothing narrows the query; otherwise it is exact). ``read_preference`` (a PyMongo read
+    preference; ``None``: the client's) is where the page, its count and its expansions are read: the
+    caller decides (see :mod:`restengine.replicas`).
     """
     narrowed = conjunction(resource.base_filter(), filters)
     projection = resource.projection_for(fields)
@@ -125,17 +128,24 @@ def list_page(
         for key, _ in sort:
             projection.setdefault(key, 1)  # the cursor needs the sort values
     query = conjunction(narrowed, after)
-    raws = list(resource.collection().find(query, projection, sort=sort, skip=skip, limit=limit + 1))
+    collection = _reading(resource, read_preference)
+    raws = list(collection.find(query, projection, sort=sort, skip=skip, limit=limit + 1))
     has_more = len(raws) > limit
     raws = raws[:limit]
     items = [decode(resource, raw, fields) for raw in raws]
-    _expand(raws, items, expansions)
+    _expand(raws, items, expansions, read_preference)
     total = None
     if count == "estimated" and not narrowed:
-        total = resource.collection().estimated_document_count()
+        total = collection.estimated_document_count()
     elif count is not None:
-        total = resource.collection().count_documents(narrowed)
+        total = collection.count_documents(narrowed)
     return Page(items, raws[-1] if raws else None, has_more, total)
+
+
+def _reading(resource: Resource, read_preference: Any) -> Any:
+    """``resource``'s collection, read with ``read_preference`` (``None``: the client's)."""
+    collection = resource.collection()
+    return collection if read_preference is None else collection.with_options(read_preference=read_preference)
 
 
 # ---------------------------------------------------------------- expand
@@ -163,8 +173,14 @@ def _stored_id(value: Any) -> Any:
     return value.id if isinstance(value, DBRef) else value
 
 
-def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions: Sequence[Expansion]) -> None:
-    """Replace reference ids by the referenced items: one query per expansion for all items.
+def _expand(
+    raws: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    expansions: Sequence[Expansion],
+    read_preference: Any = None,
+) -> None:
+    """Replace reference ids by the referenced items: one query per expansion for all items, read where the
+    page was (``read_preference``).
 
     A target restricted for the caller (``Resource.scope``) reads as ``null``
     where the caller may not read the referenced document.
@@ -180,7 +196,7 @@ def _expand(raws: list[dict[str, Any]], items: list[dict[str, Any]], expansions:
         if not ids:
             continue
         target = expansion.target
-        found = target.collection().find(
+        found = _reading(target, read_preference).find(
             conjunction(target.base_filter(), {"_id": {"$in": list(ids)}}), target.projection
         )
         by_id = {str(raw["_id"]): decode(target, raw, target.exposed) for raw in found}

@@ -12,14 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pymongo
-from flask import Response, request, url_for
+from flask import Response, current_app, request, url_for
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from restengine import timing, tracing
+from restengine import replicas, timing, tracing
 from restengine.api import bulk, idempotency, pagination, reads, writes
 from restengine.api.access import checked
 from restengine.api.budget import DEADLINE, query_time
@@ -348,7 +349,9 @@ class Views:
         return response
 
     def _phases(self, may_have_written: Callable[[], None]) -> Phases:
-        return Phases(self.api.db_timeout, self.api.write_timeout, may_have_written)
+        """A write request's phases (see :mod:`.outcome`); sending marks the caller a recent writer."""
+        wrote = partial(replicas.wrote, current_app, self.caller)
+        return Phases(self.api.db_timeout, self.api.write_timeout, may_have_written, wrote=wrote)
 
     def _stored(
         self, resource: Resource, pks: list[Any], written: list[dict[str, Any]] | None = None
@@ -525,11 +528,12 @@ class Views:
             costly = True
         if costly:
             self.count_expensive()
+        where = replicas.list_preference(current_app, request.environ, self.caller)  # see restengine.replicas
         with (
             self.api.slots.hold(self.caller()) if costly else nullcontext(),
             query_time(self.api.query_time, request.environ.get(DEADLINE)) if costly else nullcontext(),
         ):
-            return reads.list_page(resource, filters=filters, count=count, skip=skip, **page)
+            return reads.list_page(resource, filters=filters, count=count, skip=skip, read_preference=where, **page)
 
     def count_expensive(self) -> None:
         """Count an expensive read against its caller's ``RESTENGINE_EXPENSIVE_RATE_LIMIT``; 429 past it."""
@@ -574,6 +578,8 @@ class Views:
             return _respond(
                 entry.body, entry.etag, self.cache_policy.headers(entry, resource.options.cache_control, None)
             )
+        if pk is None:
+            request.environ[replicas.FILLS_CACHE] = True  # a shared entry: filled from the primary
         with timing.in_cache():
             outcome = self.cache_policy.read(plan, request.environ, render)
         entry = outcome.entry

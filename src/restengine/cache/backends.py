@@ -20,9 +20,13 @@ from redis.exceptions import NoScriptError, RedisError
 
 from restengine import metrics
 from restengine.cache.keys import PREFIX, CollectionKeys
+from restengine.redisconn import ERRORS as REDIS_ERRORS
 from restengine.redisconn import RedisConnection
 
 log = logging.getLogger(__name__)
+
+# Every key one script touches, declared (KEYS) or built inside it (the entry's full key), is in the database's
+# hash slot (restengine.cache.keys): Redis Cluster runs a script only on keys of one slot.
 
 # Reads every generation, builds the full key and gets the entry: one round trip.
 _LOOKUP = """
@@ -125,12 +129,12 @@ class RedisBackend:
     def _call(self, action: Callable[[Any], Any]) -> Any:
         if not self.breaker.allow():
             raise Unavailable("circuit open")
-        client = self.conn.client()
         try:
+            client = self.conn.client()  # a Cluster's client asks a node for the slots when first built
             if self._pending:
                 self._flush_pending(client)
             result = action(client)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.breaker.failed()
             log.warning("redis unavailable (%s): serving from the database", type(exc).__name__)
             raise Unavailable(str(exc)) from exc

@@ -3,6 +3,20 @@
 Writers, readers and the watcher (a separate process) must build the same
 keys for the same document, hence the stored ``_id`` (not MongoEngine's
 value) in item keys.
+
+Every key of a database's cache carries one Redis Cluster *hash tag*, the
+database's name in braces (``re:{shop}:g:books``, ``re:{shop}:c:books:<digest>:3.7``):
+Redis Cluster hashes only what is between the first braces, so all of them fall
+in one hash slot. That is what the Lua scripts need: a lookup reads a list's
+generations, which may be those of several collections (expanded references),
+and then the entry whose key it builds from them, all on one node, in one round
+trip. The trade-off: on a Cluster one database's cache lives on one master (and
+its replicas), so the Cluster gives the cache failover but not sharding; its
+memory and throughput are one node's. Rate limits and the expensive-read slots
+carry no tag and spread over every master. Tagging per collection would shard
+the cache but cost a read of a list across collections a round trip per slot.
+The keys are the same whatever ``REDIS_URL`` names, so moving between one server,
+Sentinel and Cluster needs no other change.
 """
 
 from __future__ import annotations
@@ -31,9 +45,9 @@ class CollectionKeys:
 
     @classmethod
     def of(cls, database: str, collection: str) -> CollectionKeys:
-        name = f"{database}.{collection}"
-        return cls(generation_key(database, collection), f"{PREFIX}gd:{name}", f"{PREFIX}life:{name}",
-                   f"{PREFIX}gi:{name}:")  # fmt: skip
+        head = database_prefix(database)
+        return cls(generation_key(database, collection), f"{head}gd:{collection}", f"{head}life:{collection}",
+                   f"{head}gi:{collection}:")  # fmt: skip
 
     def item(self, token: str) -> str:
         return self.prefix + token
@@ -56,9 +70,28 @@ def item_token(value: Any) -> str | None:
     return None
 
 
+def slot_tag(database: str) -> str:
+    """The hash tag of ``database``'s keys: its name in braces, or a digest of it when braces would cut it short."""
+    if "{" in database or "}" in database or not database:
+        return "{" + hashlib.blake2b(database.encode(), digest_size=8).hexdigest() + "}"
+    return "{" + database + "}"
+
+
+def database_prefix(database: str) -> str:
+    """What every cache key of ``database`` starts with (``re:{shop}:``); another database's never starts so."""
+    return f"{PREFIX}{slot_tag(database)}:"
+
+
+def entry_base(database: str, base: str) -> str:
+    """A :func:`request_key` in ``database``'s hash slot (``re:c:...`` becomes ``re:{shop}:c:...``); one already
+    there is returned as it is."""
+    head = database_prefix(database)
+    return base if base.startswith(head) else head + base.removeprefix(PREFIX)
+
+
 def generation_key(database: str, collection: str) -> str:
     """The Redis key of the generation of ``database.collection`` (``restengine watch`` bumps it too)."""
-    return f"{PREFIX}g:{database}.{collection}"
+    return f"{database_prefix(database)}g:{collection}"
 
 
 def stored_pk(doc: Any) -> Any:

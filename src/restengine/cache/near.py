@@ -21,6 +21,16 @@ second while requests come) for :data:`SILENCE` seconds, so a network partition 
 there to the database) within that time. A generation learnt from a lookup that overlapped
 an invalidation is not kept (``epoch``), the race every client-side cache must close.
 An entry is only ever served while fresh; stale ones, misses and locks are Redis's.
+
+Under Sentinel the tracking connection is made from the client's pool, so it asks the sentinels for the
+master as it connects, like every other connection. A failover ends it in one of the ways above (a killed
+master's socket fails; Sentinel disconnects the clients of a master it demotes; a partitioned one stops
+answering ``PING``), everything known is forgotten, and the next connection tracks the new master: memory
+never answers from what the old master said after the new one took writes, provided the sentinels'
+``down-after-milliseconds`` exceeds :data:`SILENCE` (a partitioned master is dropped before it is replaced;
+production values are several seconds). Under Cluster there is no near
+cache (``restengine.cache.store.init_app`` says so at start): tracking would need one connection per node,
+following slot moves and failovers.
 """
 
 from __future__ import annotations
@@ -34,9 +44,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import redis
 from redis.exceptions import RedisError, ResponseError
 
-from restengine.cache.keys import PREFIX
+from restengine.cache.keys import database_prefix
 
 if TYPE_CHECKING:
     from restengine.cache.store import Entry, Lookup
@@ -53,7 +64,7 @@ GENERATIONS_KEPT = 100_000  # generation values kept before all are forgotten (t
 
 def prefixes(database: str) -> list[str]:
     """The key prefixes of ``database``'s generations (collection, documents, items): disjoint, as BCAST wants."""
-    return [f"{PREFIX}{kind}:{database}." for kind in ("g", "gd", "gi")]
+    return [f"{database_prefix(database)}{kind}:" for kind in ("g", "gd", "gi")]
 
 
 class NearCache:
@@ -198,7 +209,10 @@ class NearCache:
         """Open the tracking connection (in a thread of its own) and hand it over unless one is already there."""
         pid, conn = os.getpid(), None
         try:
-            pool = self.redis_conn.client().connection_pool
+            client = self.redis_conn.client()
+            if not isinstance(client, redis.Redis):  # a Cluster: init_app never makes a near cache for one
+                raise ResponseError("client tracking through a Redis Cluster client")
+            pool = client.connection_pool  # under Sentinel: connections that ask the sentinels for the master
             # RESP2 whatever the client speaks: the messages are then plain replies on this connection (RESP3
             # would make them pushes, which redis-py's parser swallows), and nothing checks health but PING.
             conn = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2, "health_check_interval": 0})

@@ -15,7 +15,7 @@ from mongoengine import signals
 
 from restengine import metrics
 from restengine.cache.backends import Backend, CircuitBreaker, LocalBackend, RedisBackend, Unavailable
-from restengine.cache.keys import ITEMS_MAX, CollectionKeys, item_token, stored_pk
+from restengine.cache.keys import ITEMS_MAX, CollectionKeys, entry_base, item_token, stored_pk
 from restengine.cache.near import NearCache
 from restengine.config import Settings
 from restengine.redisconn import RedisConnection
@@ -133,8 +133,10 @@ class ResponseCache:
     def lookup(self, base: str, generations: Sequence[str]) -> Lookup | None:
         """The entry for ``base`` at the current ``generations``, fresh or not: one round trip.
 
-        ``None`` when the cache cannot be reached (Redis down, breaker open).
+        ``None`` when the cache cannot be reached (Redis down, breaker open). ``base`` (a
+        :func:`~restengine.cache.keys.request_key`) is put in the database's hash slot first.
         """
+        base = entry_base(self.database, base)
         near, epoch = self.near, None
         if near is not None:
             known, epoch = near.find(base, generations)
@@ -241,7 +243,13 @@ def init_app(app: Flask, settings: Settings, redis_conn: RedisConnection) -> Res
     cache = ResponseCache(settings, redis_conn)
     cache.database = settings.database_name()
     if cache.enabled and cache.shared and settings.cache_near_mb > 0:
-        cache.near = NearCache(redis_conn, cache.database, settings.cache_near_mb * 1024 * 1024)
+        if redis_conn.target.kind == "cluster":
+            log.warning(
+                "near cache off: REDIS_URL names a Redis Cluster, where client tracking would need a connection per "
+                "node that follows slot moves and failovers; every hit is a round trip"
+            )
+        else:
+            cache.near = NearCache(redis_conn, cache.database, settings.cache_near_mb * 1024 * 1024)
     workers = os.environ.get("RESTENGINE_WORKER_PROCESSES", "1")
     if cache.enabled and not cache.shared:
         if workers.isdigit() and int(workers) > 1:

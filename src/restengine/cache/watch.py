@@ -54,7 +54,7 @@ import bson
 from bson.errors import BSONError
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from restengine import db
 from restengine.cache.backends import BUMP_ITEMS
@@ -145,7 +145,9 @@ class Watcher:
 
     ``collections`` are the served collections, bumped all at once when the
     watcher cannot know what changed; by default those of
-    ``RESTENGINE_DOCUMENTS``. ``redis_client`` is a ``redis.Redis``. Run one
+    ``RESTENGINE_DOCUMENTS``. ``redis_client`` is any client
+    :func:`restengine.redisconn.client_for_url` makes (Sentinel's follows the
+    master: a failover is one more Redis error, retried). Run one
     watcher per database: more are harmless but redundant.
     """
 
@@ -158,7 +160,6 @@ class Watcher:
         self.ready = threading.Event()  # set once the first stream is open and the start-up bump is done
         # collections seen in events, not bumped yet: the written documents' item tokens, None for all
         self._owed: dict[str, set[str] | None] = {}
-        self._bump_items = redis_client.register_script(BUMP_ITEMS)
         self._token: Mapping[str, Any] | None = None  # everything up to it is bumped or in _owed
         self._loaded = False  # the stored token was read
         self._bump_all = False  # bump every served collection once the next stream is open
@@ -193,7 +194,7 @@ class Watcher:
                 except Exception as exc:  # PyMongoError, RedisError, or a bug: never give up invalidating
                     if time.monotonic() - started >= HEALTHY:
                         delay = BACKOFF_MIN
-                    if isinstance(exc, (PyMongoError, RedisError, BSONError)):
+                    if isinstance(exc, (PyMongoError, RedisError, RedisClusterException, BSONError)):
                         log.warning("watcher: %s: %s; retrying in %.1fs", type(exc).__name__, exc, delay)
                     else:
                         log.exception("watcher: unexpected error; retrying in %.1fs", delay)
@@ -311,7 +312,9 @@ class Watcher:
                     pipe.incr(keys.generation)
                     pipe.incr(keys.documents)
                 else:
-                    self._bump_items(keys=[keys.generation, keys.life, *map(keys.item, sorted(items))], client=pipe)
+                    # EVAL, not EVALSHA: a Cluster's pipeline cannot load a script a restarted node lost
+                    script_keys = [keys.generation, keys.life, *map(keys.item, sorted(items))]
+                    pipe.eval(BUMP_ITEMS, len(script_keys), *script_keys)
             pipe.execute()
             log.debug("invalidated %s", sorted(self._owed))
             self._owed.clear()

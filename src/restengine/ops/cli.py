@@ -200,9 +200,8 @@ def watch(documents: str | None, app: str | None) -> None:
     """Invalidate cached reads for every write to the database, made through the API or not (needs REDIS_URL)."""
     import threading
 
-    import redis
-
     from restengine.cache.watch import Watcher
+    from restengine.redisconn import client_for_url
 
     settings = _settings(documents, app)
     if not settings.redis_url:
@@ -212,7 +211,7 @@ def watch(documents: str | None, app: str | None) -> None:
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _database(settings) as ready:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = client_for_url(settings.redis_url, timeout=2.0)  # one server, Sentinel's master or a Cluster
             try:
                 Watcher(ready, client, collections=collections).run(stop)
             finally:

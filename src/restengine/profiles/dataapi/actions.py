@@ -219,7 +219,9 @@ class DataApi:
             yield
 
     def _phases(self, resource: Resource) -> Phases:
-        return Phases(self.api.db_timeout, self.api.write_timeout, lambda: self.api.cache_policy.invalidate(resource))
+        """The native write phases: the same budgets, and the caller marked a recent writer (its native lists then
+        read the primary, see :mod:`restengine.replicas`)."""
+        return self._views._phases(lambda: self.api.cache_policy.invalidate(resource))
 
     @staticmethod
     def _where(call: Call, resource: Resource) -> tuple[dict[str, Any], bool]:
@@ -249,7 +251,10 @@ class DataApi:
 
         ``limit`` is at most the resource's page size (``max_limit``); without it, more matching documents than
         that is a 400 rather than a silently cut answer. A ``skip`` past one page reads what it skips: it counts
-        as an expensive read, as a filter no index serves does.
+        as an expensive read, as a filter no index serves does. Read from the primary, not where
+        ``RESTENGINE_LIST_READ_PREFERENCE`` sends native lists: a Data API client treats these actions as the
+        database itself (a find then an update by what it found) and has no conditional request to ask for a
+        fresh read.
         """
         reader = self._reach(resource, "read")["read"]
         query, costly = self._where(call, reader)
