@@ -42,27 +42,40 @@ MERGE_PATCH = "application/merge-patch+json"
 
 
 class CommandCounter(monitoring.CommandListener):
-    """Counts commands started against one database while :meth:`counting` is active."""
+    """The commands started against one database while :meth:`counting` (their names) or :meth:`recording`
+    (the commands as sent) is active."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._database: str | None = None
         self.names: list[str] = []
+        self.sent: list[dict[str, Any]] = []
 
     @contextmanager
-    def counting(self, database: str) -> Iterator[list[str]]:
+    def _watching(self, database: str) -> Iterator[None]:
         with self._lock:
-            self._database, self.names = database, []
+            self._database, self.names, self.sent = database, [], []
         try:
-            yield self.names
+            yield
         finally:
             with self._lock:
                 self._database = None
+
+    @contextmanager
+    def counting(self, database: str) -> Iterator[list[str]]:
+        with self._watching(database):
+            yield self.names
+
+    @contextmanager
+    def recording(self, database: str) -> Iterator[list[dict[str, Any]]]:
+        with self._watching(database):
+            yield self.sent
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         with self._lock:
             if self._database is not None and event.database_name == self._database:
                 self.names.append(event.command_name)
+                self.sent.append(dict(event.command))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -8,10 +8,8 @@ read in a mode other than primary, and ``writeConcern``/``txnNumber`` in writes.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pymongo
@@ -19,51 +17,17 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from pymongo import monitoring
 
 import restengine.db
 from restengine import create_app, replicas
 from restengine.ops.dbserver import DatabaseServer
 from restengine.ops.processes import free_port
+from tests.integration.api_helpers import COMMANDS
 from tests.keys import TEST_SECRET
 
 WRITER = {"REMOTE_ADDR": "10.0.0.1"}
 OTHER = {"REMOTE_ADDR": "10.0.0.2"}
 SECONDARY_PREFERRED = {"mode": "secondaryPreferred", "maxStalenessSeconds": 90}
-
-
-class Commands(monitoring.CommandListener):
-    """Every command sent to one database while :meth:`recording`, as sent."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._database: str | None = None
-        self.sent: list[dict[str, Any]] = []
-
-    @contextmanager
-    def recording(self, database: str) -> Iterator[list[dict[str, Any]]]:
-        with self._lock:
-            self._database, self.sent = database, []
-        try:
-            yield self.sent
-        finally:
-            with self._lock:
-                self._database = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self._lock:
-            if self._database is not None and event.database_name == self._database:
-                self.sent.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-COMMANDS = Commands()
-monitoring.register(COMMANDS)
 
 
 def read_preference(command: dict[str, Any]) -> dict[str, Any]:
