@@ -299,6 +299,11 @@ class Views:
         """The answer to a PUT or PATCH: the item as stored."""
         return _with_etag(item)
 
+    @staticmethod
+    def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """``body`` as JSON, no ETag of its own (a profile's answer that names its own, or none)."""
+        return json_bytes_response(orjson.dumps(body), status, headers or {})
+
     def bulk(self, name: str) -> Response:
         resource = self._resource(name, ("POST",))
         if request.method == "OPTIONS":

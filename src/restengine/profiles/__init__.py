@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mongoengine import fields as mf
 from mongoengine.base import BaseField, get_document
 
+from restengine.api.access import PRINCIPAL
 from restengine.errors import ERROR_SHAPE, Problem
 
 if TYPE_CHECKING:
@@ -106,6 +107,14 @@ def converted(
     return out
 
 
+def api_key_as_bearer(environ: WSGIEnvironment) -> None:
+    """The Data API's ``apiKey`` header as ``Authorization: Bearer <key>``, the credential the access check reads,
+    unless the request sent an ``Authorization`` of its own or its caller is established already."""
+    key = environ.get("HTTP_APIKEY")
+    if key and not environ.get("HTTP_AUTHORIZATION") and PRINCIPAL not in environ:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {key.strip()}"
+
+
 def under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
@@ -139,7 +148,6 @@ class Mounts:
             if under(path, prefix):
                 environ[ERROR_SHAPE] = shape
                 break
-        key = environ.get("HTTP_APIKEY")
-        if key and not environ.get("HTTP_AUTHORIZATION") and any(under(path, p) for p in self.api_key_paths):
-            environ["HTTP_AUTHORIZATION"] = f"Bearer {key.strip()}"
+        if any(under(path, p) for p in self.api_key_paths):
+            api_key_as_bearer(environ)
         return self.wsgi_app(environ, start_response)

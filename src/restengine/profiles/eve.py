@@ -199,7 +199,7 @@ class EveViews(Views):
         children = [
             {"href": name, "title": name} for name in self.api.resources
         ]  # as registered, as Eve lists its domain
-        return self._eve_json({"_links": {"child": children}})
+        return self._json({"_links": {"child": children}})
 
     def item(self, name: str, item_id: str) -> Response:
         if request.method in ("PUT", "PATCH", "DELETE") and name in self.api.resources:
@@ -231,15 +231,15 @@ class EveViews(Views):
 
     def _updated(self, resource: Resource, item: dict[str, Any]) -> Response:
         shown = {**self._eve_item(resource, item), "_status": "OK"}
-        return self._eve_json(shown, headers={"ETag": f'"{shown["_etag"]}"'})
+        return self._json(shown, headers={"ETag": f'"{shown["_etag"]}"'})
 
     def _created(
         self, resource: Resource, pks: list[Any], many: bool, written: list[dict[str, Any]] | None = None
     ) -> Response:
         items = [{**self._eve_item(resource, item), "_status": "OK"} for item in self._stored(resource, pks, written)]
         if many:
-            return self._eve_json({"_status": "OK", "_items": items}, 201)
-        return self._eve_json(items[0], 201, {"ETag": f'"{items[0]["_etag"]}"'})
+            return self._json({"_status": "OK", "_items": items}, 201)
+        return self._json(items[0], 201, {"ETag": f'"{items[0]["_etag"]}"'})
 
     @staticmethod
     def _eve_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -289,7 +289,7 @@ class EveViews(Views):
             item = self._eve_item(resource, native, fields)
             self._embedded_items(item, expansions)
             items.append(item)
-        links = self._page_links(resource, args, page, max_results, found)
+        links = _page_links(resource, args, page, max_results, found, sort, codec)
         body: dict[str, Any] = {"_items": items, "_links": links, "_meta": {"page": page, "max_results": max_results}}
         headers: dict[str, str] = {}
         if found.count is not None:
@@ -297,37 +297,43 @@ class EveViews(Views):
             headers["X-Total-Count"] = str(found.count)
         return body, headers
 
-    def _page_links(
-        self, resource: Resource, args: Any, page: int, max_results: int, found: reads.Page
-    ) -> dict[str, Any]:
-        """Eve's ``_links`` of a page: hrefs relative to the API root, parameters in Eve's order."""
-        default = resource.options.default_limit
 
-        def href(at: int, cursor: str | None = None) -> str:
-            parts = [f"max_results={max_results}"] if max_results != default else []
-            parts += [f"{key}={args[key]}" for key in ("where", "sort") if args.get(key)]
-            if at > 1:
-                parts.append(f"page={at}")
-            parts += [f"{k}={v}" for k, v in args.items(multi=True) if k not in QUERY_PARAMETERS]
-            if cursor is not None:
-                parts.append(f"cursor={cursor}")
-            return resource.name + ("?" + "&".join(parts) if parts else "")
+def _page_links(
+    resource: Resource,
+    args: Any,
+    page: int,
+    max_results: int,
+    found: reads.Page,
+    sort: list[pagination.SortKey],
+    codec: pagination.CursorCodec,
+) -> dict[str, Any]:
+    """Eve's ``_links`` of a page: hrefs relative to the API root, parameters in Eve's order; ``next`` carries the
+    keyset cursor of the page's last item in ``sort``."""
+    default = resource.options.default_limit
 
-        links: dict[str, Any] = {
-            "parent": {"title": "home", "href": "/"},
-            "self": {"title": resource.name, "href": href(page)},
-        }
-        if found.has_more and found.last_raw is not None:
-            sort = _parse_sort(resource, args.get("sort"))
-            codec = pagination.CursorCodec(self.api.secret(), resource.name)
-            cursor = codec.encode(sort, pagination.sort_values(found.last_raw, sort))
-            links["next"] = {"title": "next page", "href": href(page + 1, cursor)}
-            if found.count is not None:
-                last = max(1, math.ceil(found.count / max_results))
-                links["last"] = {"title": "last page", "href": href(last)}
-        if page > 1:
-            links["prev"] = {"title": "previous page", "href": href(page - 1)}
-        return links
+    def href(at: int, cursor: str | None = None) -> str:
+        parts = [f"max_results={max_results}"] if max_results != default else []
+        parts += [f"{key}={args[key]}" for key in ("where", "sort") if args.get(key)]
+        if at > 1:
+            parts.append(f"page={at}")
+        parts += [f"{k}={v}" for k, v in args.items(multi=True) if k not in QUERY_PARAMETERS]
+        if cursor is not None:
+            parts.append(f"cursor={cursor}")
+        return resource.name + ("?" + "&".join(parts) if parts else "")
+
+    links: dict[str, Any] = {
+        "parent": {"title": "home", "href": "/"},
+        "self": {"title": resource.name, "href": href(page)},
+    }
+    if found.has_more and found.last_raw is not None:
+        cursor = codec.encode(sort, pagination.sort_values(found.last_raw, sort))
+        links["next"] = {"title": "next page", "href": href(page + 1, cursor)}
+        if found.count is not None:
+            last = max(1, math.ceil(found.count / max_results))
+            links["last"] = {"title": "last page", "href": href(last)}
+    if page > 1:
+        links["prev"] = {"title": "previous page", "href": href(page - 1)}
+    return links
 
 
 def _json_parameter(args: Any, name: str) -> Any:

@@ -101,12 +101,12 @@ class MongoRestViews(Views):
         return self._cached_read(resource, [], build, pk=pk)
 
     def _updated(self, resource: Resource, item: dict[str, Any]) -> Response:
-        return self._plain(self._shown(resource, item))
+        return self._json(self._shown(resource, item))
 
     def _created(
         self, resource: Resource, pks: list[Any], many: bool, written: list[dict[str, Any]] | None = None
     ) -> Response:
-        return self._plain(self._shown(resource, self._stored(resource, pks, written)[0]))
+        return self._json(self._shown(resource, self._stored(resource, pks, written)[0]))
 
     @staticmethod
     def _plain(body: Any) -> Response:

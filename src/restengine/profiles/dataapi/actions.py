@@ -22,7 +22,6 @@ from flask import Flask, Response, request
 from pymongo.errors import OperationFailure
 
 from restengine.api import jsonquery, pagination, reads, writes
-from restengine.api.access import PRINCIPAL
 from restengine.api.budget import DEADLINE, query_time
 from restengine.api.model import conjunction
 from restengine.api.outcome import Phases
@@ -41,6 +40,7 @@ from restengine.errors import (
     handled,
     to_problem,
 )
+from restengine.profiles import api_key_as_bearer
 from restengine.profiles.dataapi import openapi
 from restengine.profiles.dataapi.bodies import (
     EJSON,
@@ -136,7 +136,7 @@ class DataApi:
         """
         environ = request.environ
         environ.setdefault(ERROR_SHAPE, error_shape)  # the Mounts layer sets it; a host app without it gets it here
-        _api_key_as_bearer(environ)
+        api_key_as_bearer(environ)  # what the Mounts layer does, for a host app without it
         if request.method == "OPTIONS":
             response = Response(status=204)
             del response.headers["Content-Type"]
@@ -498,14 +498,6 @@ def _pause(attempt: int) -> None:
     for one document stop meeting in step."""
     if attempt:
         time.sleep(random.uniform(0, 0.002 * min(attempt, 5)))
-
-
-def _api_key_as_bearer(environ: dict[str, Any]) -> None:
-    """The Data API's ``apiKey`` header as ``Authorization: Bearer`` (what the Mounts layer does, for a host app
-    without it), unless the caller was already established or sent an ``Authorization`` of its own."""
-    key = environ.get("HTTP_APIKEY")
-    if key and not environ.get("HTTP_AUTHORIZATION") and PRINCIPAL not in environ:
-        environ["HTTP_AUTHORIZATION"] = f"Bearer {key.strip()}"
 
 
 @contextlib.contextmanager
