@@ -247,3 +247,22 @@ def test_meta_dates_are_the_fields_stored_as_created_and_updated(mongodb_uri: st
         assert listed["_created"] == note["_created"]
     finally:
         restengine.db.close_all()
+
+
+def test_a_cached_answer_never_shows_one_caller_what_another_may_see(client: FlaskClient) -> None:
+    """An editor's list (with prices) is cached; an anonymous caller asking the same URL gets its own answer."""
+    url = "/api/books?max_results=2"
+    for _ in range(2):
+        assert "price" in client.get(url, headers=editor()).get_json()["_items"][0]
+    anonymous = client.get(url)
+    assert anonymous.status_code == 200 and "price" not in anonymous.get_json()["_items"][0]
+    assert "price" not in client.get(url).get_json()["_items"][0], "nor from the cache the second time"
+    item = client.get(url).get_json()["_items"][0]["_id"]
+    assert "price" in client.get(f"/api/books/{item}", headers=editor()).get_json()
+    assert "price" not in client.get(f"/api/books/{item}").get_json()
+
+
+@pytest.mark.parametrize("name", ["where", "projection", "embedded", "sort"])
+def test_deeply_nested_json_parameters_are_a_400(client: FlaskClient, name: str) -> None:
+    """A request line fits some 4,000 brackets (gunicorn's limit): more than the JSON parser's recursion allows."""
+    eve_error(client.get(f"/api/books?{name}=" + "[" * 3000), 400)

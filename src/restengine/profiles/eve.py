@@ -27,7 +27,6 @@ False``; every member Eve's default answer has is there).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Mapping
 from email.utils import format_datetime as http_date
@@ -44,7 +43,7 @@ from restengine.api.codec import format_datetime
 from restengine.api.conditional import etag_of
 from restengine.api.model import UnknownField, item_field, resolve
 from restengine.api.resource import Resource
-from restengine.api.views import Views
+from restengine.api.views import MAX_BODY_DEPTH, Views, too_deep
 from restengine.constants import JSON
 from restengine.errors import InvalidParameter, MethodNotAllowed, NotFound, Problem
 from restengine.jsonresp import json_bytes_response
@@ -336,11 +335,16 @@ def _page_links(
     return links
 
 
-def _json_parameter(args: Any, name: str) -> Any:
+def _json_parameter(args: Any, name: str, text: str | None = None) -> Any:
+    """The JSON value of query parameter ``name`` (or ``text``): 400 unless it parses and nests at most
+    :data:`~restengine.api.views.MAX_BODY_DEPTH` levels (what reads it next recurses)."""
     try:
-        return json.loads(args[name])
-    except ValueError:
+        value = orjson.loads(args[name] if text is None else text)
+    except orjson.JSONDecodeError:
         raise InvalidParameter(name, 'expected JSON, e.g. {"title": 1}') from None
+    if too_deep(value) is not None:
+        raise InvalidParameter(name, f"nested too deeply (at most {MAX_BODY_DEPTH} levels)")
+    return value
 
 
 def _dates_in_query(doc_cls: type[Any], query: Any, dated: bool = False) -> Any:
@@ -369,10 +373,7 @@ def _parse_sort(resource: Resource, text: str | None) -> list[pagination.SortKey
         return list(pagination.DEFAULT_SORT)
     text = unquote(text).strip()
     if text.startswith("["):
-        try:
-            spec = json.loads(text.replace("(", "[").replace(")", "]").replace("'", '"'))
-        except ValueError:
-            raise InvalidParameter("sort", 'expected -field,field or [("field", -1)]') from None
+        spec = _json_parameter({}, "sort", text.replace("(", "[").replace(")", "]").replace("'", '"'))
         return jsonquery.parse_sort(resource, spec, "sort")
     return pagination.parse_sort(resource.doc_cls, text, sortable=resource.options.sortable, hidden=resource.unexposed)
 
